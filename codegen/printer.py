@@ -1,0 +1,120 @@
+"""Expression printer shared by the backends: one IR op to one Python expression.
+
+Operands are variable names or constants, so an expression never nests and
+precedence never matters beyond parenthesised negative literals. NumPy
+functions (not `math`) are printed because they follow IEEE rules in both
+worlds: compiled by Numba, and run as plain Python (NUMBA_DISABLE_JIT=1 or a
+core's `.py_func`), where `math.log(0.0)` would raise instead of giving -inf.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import ClassVar
+
+from symgrad.ir import Op
+from symgrad.program import Assign, Guard, Operand
+
+
+def literal(value: float) -> str:
+    if math.isnan(value):
+        return "np.nan"
+    if math.isinf(value):
+        return "np.inf" if value > 0 else "(-np.inf)"
+    text = repr(float(value))
+    return f"({text})" if text.startswith("-") else text
+
+
+def _exponent(value: Operand) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 64:
+        text = str(int(value))     # Numba turns small integer powers into multiplications
+        return f"({text})" if value < 0 else text
+    return operand(value)
+
+
+def operand(value: Operand) -> str:
+    return value if isinstance(value, str) else literal(value)
+
+
+_Rule = Callable[..., str]
+
+
+class ExprPrinter:
+    FUNCS: ClassVar[dict[Op, str]] = {
+        Op.EXP: "np.exp", Op.EXPM1: "np.expm1", Op.LOG: "np.log", Op.LOG1P: "np.log1p",
+        Op.SQRT: "np.sqrt", Op.SIN: "np.sin", Op.COS: "np.cos", Op.TAN: "np.tan",
+        Op.TANH: "np.tanh", Op.ABS: "np.abs", Op.SIGN: "np.sign",
+        Op.MAX: "np.maximum", Op.MIN: "np.minimum",
+    }
+    INFIX: ClassVar[dict[Op, str]] = {
+        Op.ADD: "+", Op.SUB: "-", Op.MUL: "*", Op.DIV: "/",
+        Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">=", Op.EQ: "==", Op.NE: "!=",
+        Op.AND: "and", Op.OR: "or",
+    }
+
+    def expr(self, op: Op, args: tuple[Operand, ...], attr=None) -> str:
+        if (fn := self.FUNCS.get(op)) is not None:
+            return f"{fn}({', '.join(map(operand, args))})"
+        if (sym := self.INFIX.get(op)) is not None:
+            a, b = map(operand, args)
+            return f"{a} {sym} {b}"
+        rule = _RULES.get(op)
+        if rule is None:
+            raise NotImplementedError(f"{type(self).__name__} cannot print {op.name}")
+        return rule(*map(operand, args), attr=attr) if op is not Op.POW else \
+            rule(operand(args[0]), _exponent(args[1]), attr=attr)
+
+    def assign(self, s: Assign) -> str:
+        rhs = self.expr(s.node.op, s.args, s.node.attr)
+        if s.guard is not None:
+            rhs = f"({rhs}) if {s.guard} else {'False' if s.node.is_bool else '0.0'}"
+        return f"{s.name} = {rhs}"
+
+    def guard(self, g: Guard) -> str:
+        cond = g.cond if g.branch else f"not {g.cond}"
+        return f"{g.name} = {cond}" if g.parent is None else f"{g.name} = {g.parent} and {cond}"
+
+    def statement(self, s: Assign | Guard) -> str:
+        return self.assign(s) if isinstance(s, Assign) else self.guard(s)
+
+
+def _neg(a, attr):
+    return f"-{a}"
+
+
+def _pow(a, b, attr):
+    return f"{a} ** {b}"
+
+
+def _not(a, attr):
+    return f"not {a}"
+
+
+def _where(c, a, b, attr):
+    return f"{a} if {c} else {b}"
+
+
+def _sigmoid(a, attr):
+    # Two branches so that exp never overflows: exp(-a) for a >= 0, exp(a) below.
+    return f"1.0 / (1.0 + np.exp(-{a})) if {a} >= 0.0 else np.exp({a}) / (1.0 + np.exp({a}))"
+
+
+def _softplus(a, attr):
+    # log(1 + e^a) = a + log1p(e^-a) for a > 0: finite and exact for large a.
+    return f"{a} + np.log1p(np.exp(-{a})) if {a} > 0.0 else np.log1p(np.exp({a}))"
+
+
+def _relu(a, attr):
+    return f"np.maximum({a}, 0.0)"
+
+
+def _heaviside(a, attr):
+    at_zero = literal(attr)
+    return f"1.0 if {a} > 0.0 else (0.0 if {a} < 0.0 else ({at_zero} if {a} == 0.0 else {a}))"
+
+
+_RULES: dict[Op, _Rule] = {
+    Op.NEG: _neg, Op.POW: _pow, Op.NOT: _not, Op.WHERE: _where, Op.SIGMOID: _sigmoid,
+    Op.SOFTPLUS: _softplus, Op.RELU: _relu, Op.HEAVISIDE: _heaviside,
+}

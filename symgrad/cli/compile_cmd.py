@@ -1,0 +1,39 @@
+"""`symgrad compile MODEL.py -o OUT.py`: write a standalone kernel module."""
+
+from __future__ import annotations
+
+import argparse
+
+from symgrad.derivation import METHODS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compile", help="compile a model file into a kernel module",
+                       description="Differentiate the `model` defined in MODEL.py and "
+                                   "write its Numba kernels as a standalone module.")
+    p.add_argument("model_file", metavar="MODEL.py")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.py")
+    p.add_argument("--method", choices=METHODS, default="reverse",
+                   help="reverse mode over the DAG (default) or sympy.diff per parameter")
+    p.add_argument("--target", choices=["cpu"], default="cpu")
+    p.add_argument("--jit", action="store_true",
+                   help="also JIT-compile the kernels now and report the time")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import symgrad
+    from symgrad.modelfile import load_model
+
+    model = load_model(args.model_file)
+    kernel = symgrad.compile(model, method=args.method, target=args.target)
+    kernel.save(args.output)
+    sizes = kernel.derivation.sizes()
+    t = kernel.timings
+    print(f"wrote {args.output}: {len(kernel.source.splitlines())} lines; "
+          f"{sizes['forward_ops']} forward + {sizes['backward_ops']} backward ops; "
+          f"derive {t['derive']:.3f} s, emit {t['emit']:.3f} s")
+    if args.jit:
+        jit = kernel.warmup()
+        print("numba compile: " + ", ".join(f"{k[4:]} {v:.2f} s" for k, v in jit.items()))
+    return 0

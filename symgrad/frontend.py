@@ -1,0 +1,187 @@
+"""Front end: SymPy expressions to IR nodes.
+
+A table maps SymPy classes to ops. The walk is iterative and memoised on the
+SymPy expression, so shared subtrees become one node and deep expressions do
+not hit Python's recursion limit. Anything not in the table raises
+`UnsupportedFunctionError`, naming the function and showing where it occurs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
+
+from symgrad import functions as fn
+from symgrad.errors import UnsupportedFunctionError
+from symgrad.ir import Node, Op, add, const, div, input_, make, mul, neg, node, param, pow_, sub, where
+
+UNARY: dict[type, Op] = {
+    sp.exp: Op.EXP, sp.log: Op.LOG, sp.sin: Op.SIN, sp.cos: Op.COS, sp.tan: Op.TAN,
+    sp.tanh: Op.TANH, sp.Abs: Op.ABS, sp.sign: Op.SIGN,
+    fn.sigmoid: Op.SIGMOID, fn.relu: Op.RELU, fn.softplus: Op.SOFTPLUS,
+    log1p: Op.LOG1P, expm1: Op.EXPM1,
+}
+COMPARISON: dict[type, Op] = {
+    sp.StrictLessThan: Op.LT, sp.LessThan: Op.LE, sp.StrictGreaterThan: Op.GT,
+    sp.GreaterThan: Op.GE, sp.Equality: Op.EQ, sp.Unequality: Op.NE,
+}
+BINARY_CHAIN: dict[type, Op] = {sp.Max: Op.MAX, sp.Min: Op.MIN, sp.And: Op.AND, sp.Or: Op.OR}
+
+
+def _short(expr: sp.Basic, limit: int = 120) -> str:
+    text = sp.sstr(expr)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class Lowering:
+    """Lowers SymPy expressions over the given symbols, sharing one memo."""
+
+    def __init__(self, params: Mapping[sp.Symbol, str], inputs: Mapping[sp.Symbol, str],
+                 zero_deltas: bool = False):
+        self.memo: dict[sp.Basic, Node] = {}
+        for sym, name in params.items():
+            self.memo[sym] = param(name)
+        for sym, name in inputs.items():
+            self.memo[sym] = input_(name)
+        # sympy.diff of Heaviside gives DiracDelta; as PyTorch does for step
+        # functions, the direct method takes it as 0 (true almost everywhere).
+        self.zero_deltas = zero_deltas
+
+    def __call__(self, expr: sp.Basic) -> Node:
+        memo = self.memo
+        stack = [expr]
+        while stack:
+            e = stack[-1]
+            if e in memo:
+                stack.pop()
+                continue
+            pending = [a for a in self._children(e) if a not in memo]
+            if pending:
+                stack.extend(reversed(pending))
+                continue
+            stack.pop()
+            memo[e] = self._lower(e, [memo[a] for a in self._children(e)])
+        return memo[expr]
+
+    def _children(self, e: sp.Basic) -> tuple:
+        if isinstance(e, sp.Piecewise):
+            values = tuple(v for v, _ in e.args)
+            return values + tuple(c for _, c in e.args if c not in (sp.true, sp.false))
+        if isinstance(e, sp.Heaviside):
+            return e.args[:1]
+        if isinstance(e, (sp.Symbol, sp.Number, sp.NumberSymbol)) or e.is_Atom:
+            return ()
+        if isinstance(e, sp.DiracDelta) and self.zero_deltas:
+            return ()
+        return e.args
+
+    def _lower(self, e: sp.Basic, args: list[Node]) -> Node:
+        if e in (sp.true, sp.false):
+            raise UnsupportedFunctionError(str(e), _short(e), "a boolean constant can only "
+                                           "be a Piecewise condition")
+        if isinstance(e, sp.Symbol):
+            raise AssertionError(f"undeclared symbol {e} reached lowering")
+        if e.is_Number or isinstance(e, sp.NumberSymbol):
+            if e.is_extended_real or e is sp.nan:
+                return const(float(e))
+            raise UnsupportedFunctionError(type(e).__name__, _short(e),
+                                           "only real numbers are supported")
+        lowering = _LOWERINGS.get(type(e))
+        if lowering is not None:
+            return lowering(self, e, args)
+        for cls, op in UNARY.items():
+            if isinstance(e, cls) and len(args) == 1:
+                return make(op, args[0])
+        if isinstance(e, sp.DiracDelta) and self.zero_deltas:
+            return const(0.0)
+        name = getattr(e, "func", type(e))
+        name = getattr(name, "__name__", str(name))
+        raise UnsupportedFunctionError(name, _short(e))
+
+
+def _add(low: Lowering, e: sp.Add, args: list[Node]) -> Node:
+    # a + (-1)*b lowers to a - b, which reads better and saves the NEG.
+    result: Node | None = None
+    for term, node_ in zip(e.args, args):
+        if term.could_extract_minus_sign() and result is not None:
+            result = sub(result, low(-term))
+        else:
+            result = node_ if result is None else add(result, node_)
+    return result
+
+
+def _mul(low: Lowering, e: sp.Mul, args: list[Node]) -> Node:
+    num: Node | None = None
+    den: Node | None = None
+    sign = 1.0
+    for factor, node_ in zip(e.args, args):
+        if factor is sp.S.NegativeOne:
+            sign = -sign
+            continue
+        base, expo = factor.as_base_exp()
+        if expo.is_Number and expo.is_negative and not factor.is_Number:
+            part = low(base ** -expo)
+            den = part if den is None else mul(den, part)
+        else:
+            num = node_ if num is None else mul(num, node_)
+    result = const(1.0) if num is None else num
+    if den is not None:
+        result = div(result, den)
+    return neg(result) if sign < 0 else result
+
+
+def _pow(low: Lowering, e: sp.Pow, args: list[Node]) -> Node:
+    base, expo = args
+    if e.exp == sp.S.Half:
+        return make(Op.SQRT, base)
+    if e.exp.is_Number and e.exp.is_negative:
+        positive = low(e.base ** -e.exp)
+        return div(const(1.0), positive)
+    return pow_(base, expo)
+
+
+def _heaviside(low: Lowering, e: sp.Heaviside, args: list[Node]) -> Node:
+    at_zero = e.args[1] if len(e.args) > 1 else sp.S.Half
+    if not at_zero.is_Number:
+        raise UnsupportedFunctionError("Heaviside", _short(e), "its value at 0 must be a number")
+    return make(Op.HEAVISIDE, args[0], attr=float(at_zero))
+
+
+def _piecewise(low: Lowering, e: sp.Piecewise, args: list[Node]) -> Node:
+    result = const(math.nan)    # SymPy's value where no condition holds
+    for value, cond in reversed(e.args):
+        if cond is sp.true:
+            result = low.memo[value]
+        elif cond is not sp.false:
+            result = where(low.memo[cond], low.memo[value], result)
+    return result
+
+
+def _chain(op: Op) -> Callable:
+    def lower(low: Lowering, e: sp.Basic, args: list[Node]) -> Node:
+        result = args[0]
+        for a in args[1:]:
+            result = node(op, result, a) if op in (Op.AND, Op.OR) else make(op, result, a)
+        return result
+    return lower
+
+
+def _comparison(op: Op) -> Callable:
+    def lower(low: Lowering, e: sp.Basic, args: list[Node]) -> Node:
+        return node(op, *args)
+    return lower
+
+
+def _not(low: Lowering, e: sp.Not, args: list[Node]) -> Node:
+    return node(Op.NOT, args[0])
+
+
+_LOWERINGS: dict[type, Callable] = {
+    sp.Add: _add, sp.Mul: _mul, sp.Pow: _pow, sp.Heaviside: _heaviside,
+    sp.Piecewise: _piecewise, sp.Not: _not,
+    **{cls: _chain(op) for cls, op in BINARY_CHAIN.items()},
+    **{cls: _comparison(op) for cls, op in COMPARISON.items()},
+}

@@ -1,0 +1,1 @@
+"""Analyses and rewrites over the IR. Each module holds one pass."""

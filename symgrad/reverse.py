@@ -1,0 +1,58 @@
+"""Reverse-mode accumulation (backpropagation) over the DAG.
+
+One topological order, then one sweep from the output back: each node's
+cotangent is complete when it is reached (all its users come later in the
+order), its rule from `rules.VJP` turns it into contributions for its args,
+and those are summed. Only nodes on a path to a `wrt` node are visited. The
+backward nodes are ordinary interned IR nodes, so the result is one graph
+in which backward code reads forward values.
+
+Branches: a contribution made inside a `WHERE` branch and flowing to a node
+that lives outside it is wrapped in `WHERE(cond, contribution, 0)`, so the
+backward code of an untaken branch is never evaluated either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from symgrad.ir import Node, const, toposort, where
+from symgrad.passes.regions import Region, Regions
+from symgrad.rules import rule_for
+
+
+def reverse_mode(out: Node, wrt: Sequence[Node]) -> list[Node | None]:
+    """d(out)/d(w) for each w in wrt (None where out does not depend on w)."""
+    order = toposort([out])
+    targets = set(wrt)
+    reaches: dict[Node, bool] = {}
+    for n in order:
+        reaches[n] = n in targets or any(reaches[a] for a in n.args)
+    regions = Regions([out])
+    ct: dict[Node, Node] = {out: const(1.0)}
+    result: dict[Node, Node] = {}
+    for n in reversed(order):
+        g = ct.pop(n, None)
+        if g is None or not reaches[n]:
+            continue
+        if n in targets:
+            result[n] = g
+        if not n.args:
+            continue
+        contributions = rule_for(n.op)(g, n, *n.args)
+        for i, (arg, c) in enumerate(zip(n.args, contributions, strict=True)):
+            if c is None or not reaches[arg]:
+                continue
+            c = _mask(c, regions.arg_region(n, i), regions.of[arg])
+            ct[arg] = ct[arg] + c if arg in ct else c
+    return [result.get(w) for w in wrt]
+
+
+def _mask(c: Node, inner: Region | None, outer: Region | None) -> Node:
+    """Zero `c` outside `inner`, up to `outer` (an ancestor of `inner`)."""
+    zero = const(0.0)
+    while inner is not outer:
+        assert inner is not None, "a contribution left the root region"
+        c = where(inner.cond, c, zero) if inner.branch else where(inner.cond, zero, c)
+        inner = inner.parent
+    return c

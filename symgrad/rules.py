@@ -1,0 +1,163 @@
+"""Vector-Jacobian rules: one per op, in one table.
+
+`rule(g, out, *args)` gets the cotangent `g` of the node `out` and returns one
+entry per arg: the cotangent contribution for that arg, or None for none.
+Rules are written with the IR's own constructors, so backward nodes are
+interned together with the forward ones, and they reuse forward values where
+the math allows (exp' = out, tanh' = 1 - out^2, sigmoid' = out (1 - out)).
+
+Kink conventions, shared with the direct method (SymPy's own derivatives):
+relu'(0) = 0 as in PyTorch; Heaviside(0) = 1/2, so max/min ties split the
+gradient evenly; abs'(0) = sign(0) = 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from symgrad.ir import BOOLEAN, LEAVES, Node, Op, const, make, unary, where
+
+Rule = Callable[..., tuple[Node | None, ...]]
+VJP: dict[Op, Rule] = {}
+NON_DIFFERENTIABLE = BOOLEAN | LEAVES | {Op.SIGN, Op.HEAVISIDE}
+
+
+def vjp(*ops: Op):
+    def register(rule: Rule) -> Rule:
+        for op in ops:
+            assert op not in VJP, f"two VJP rules for {op}"
+            VJP[op] = rule
+        return rule
+    return register
+
+
+def rule_for(op: Op) -> Rule:
+    try:
+        return VJP[op]
+    except KeyError:
+        raise NotImplementedError(f"no VJP rule for {op.name}") from None
+
+
+def _half_step(x: Node) -> Node:
+    return unary(Op.HEAVISIDE, x, attr=0.5)
+
+
+@vjp(Op.ADD)
+def _add(g, out, x, y):
+    return g, g
+
+
+@vjp(Op.SUB)
+def _sub(g, out, x, y):
+    return g, -g
+
+
+@vjp(Op.MUL)
+def _mul(g, out, x, y):
+    return g * y, g * x
+
+
+@vjp(Op.DIV)
+def _div(g, out, x, y):
+    gx = g / y
+    return gx, -(gx * out)
+
+
+@vjp(Op.NEG)
+def _neg(g, out, x):
+    return (-g,)
+
+
+@vjp(Op.POW)
+def _pow(g, out, x, y):
+    if y.op is Op.CONST:
+        return g * (y * x ** const(y.attr - 1.0)), None
+    return g * (y * x ** (y - 1.0)), g * (out * make(Op.LOG, x))
+
+
+@vjp(Op.EXP)
+def _exp(g, out, x):
+    return (g * out,)
+
+
+@vjp(Op.EXPM1)
+def _expm1(g, out, x):
+    return (g * (out + 1.0),)
+
+
+@vjp(Op.LOG)
+def _log(g, out, x):
+    return (g / x,)
+
+
+@vjp(Op.LOG1P)
+def _log1p(g, out, x):
+    return (g / (x + 1.0),)
+
+
+@vjp(Op.SQRT)
+def _sqrt(g, out, x):
+    return (g / (out * 2.0),)
+
+
+@vjp(Op.SIN)
+def _sin(g, out, x):
+    return (g * make(Op.COS, x),)
+
+
+@vjp(Op.COS)
+def _cos(g, out, x):
+    return (-(g * make(Op.SIN, x)),)
+
+
+@vjp(Op.TAN)
+def _tan(g, out, x):
+    return (g * (out * out + 1.0),)
+
+
+@vjp(Op.TANH)
+def _tanh(g, out, x):
+    return (g * (1.0 - out * out),)
+
+
+@vjp(Op.SIGMOID)
+def _sigmoid(g, out, x):
+    return (g * (out * (1.0 - out)),)
+
+
+@vjp(Op.SOFTPLUS)
+def _softplus(g, out, x):
+    return (g * make(Op.SIGMOID, x),)
+
+
+@vjp(Op.RELU)
+def _relu(g, out, x):
+    return (where(x > 0.0, g, const(0.0)),)
+
+
+@vjp(Op.ABS)
+def _abs(g, out, x):
+    return (g * make(Op.SIGN, x),)
+
+
+@vjp(Op.MAX)
+def _max(g, out, x, y):
+    return g * _half_step(x - y), g * _half_step(y - x)
+
+
+@vjp(Op.MIN)
+def _min(g, out, x, y):
+    return g * _half_step(y - x), g * _half_step(x - y)
+
+
+@vjp(Op.WHERE)
+def _where(g, out, cond, if_true, if_false):
+    # The cotangent flows into each branch unmasked: the reverse driver masks
+    # every contribution that leaves a branch, so the untaken branch's backward
+    # code never runs and cannot leak a NaN (e.g. d/dx log(x) at x = 0).
+    return None, g, g
+
+
+@vjp(*sorted(NON_DIFFERENTIABLE - LEAVES, key=lambda op: op.name))
+def _zero(g, out, *args):
+    return (None,) * len(args)
