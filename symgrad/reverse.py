@@ -15,14 +15,29 @@ backward code of an untaken branch is never evaluated either.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from symgrad.ir import Node, const, toposort, where
 from symgrad.passes.regions import Region, Regions
 from symgrad.rules import rule_for
 
 
-def reverse_mode(out: Node, wrt: Sequence[Node]) -> list[Node | None]:
-    """d(out)/d(w) for each w in wrt (None where out does not depend on w)."""
+@dataclass(frozen=True)
+class BackwardStep:
+    """One node's turn in the backward sweep, for inspection: its complete
+    cotangent `g` and the contribution sent to each arg (None: none)."""
+
+    node: Node
+    g: Node
+    contributions: tuple[Node | None, ...]
+
+
+def reverse_mode(out: Node, wrt: Sequence[Node], trace: list[BackwardStep] | None = None
+                 ) -> list[Node | None]:
+    """d(out)/d(w) for each w in wrt (None where out does not depend on w).
+
+    With `trace`, appends one `BackwardStep` per visited non-leaf node, in sweep order.
+    """
     order = toposort([out])
     targets = set(wrt)
     reaches: dict[Node, bool] = {}
@@ -40,6 +55,8 @@ def reverse_mode(out: Node, wrt: Sequence[Node]) -> list[Node | None]:
         if not n.args:
             continue
         contributions = rule_for(n.op)(g, n, *n.args)
+        if trace is not None:
+            trace.append(BackwardStep(n, g, tuple(contributions)))
         for i, (arg, c) in enumerate(zip(n.args, contributions, strict=True)):
             if c is None or not reaches[arg]:
                 continue
