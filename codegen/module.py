@@ -106,7 +106,11 @@ def loss_and_grad(params, data=None):
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write text to path through a temporary file and a rename: all or nothing."""
+    """Write text to path through a temporary file and a rename: all or nothing.
+
+    On any failure the temporary file is removed and an existing file at `path`
+    is left as it was.
+    """
     from symgrad.errors import OutputPathError
 
     path = Path(path)
@@ -114,14 +118,14 @@ def write_atomic(path: str | os.PathLike, text: str) -> Path:
     if path.is_dir():
         raise OutputPathError(f"cannot write {str(path)!r}: it is a directory")
     if not directory.is_dir():
-        raise OutputPathError(f"cannot write {str(path)!r}: directory {str(directory)!r} "
-                              f"does not exist")
+        why = "is not a directory" if directory.exists() else "does not exist"
+        raise OutputPathError(f"cannot write {str(path)!r}: {str(directory)!r} {why}")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
-        raise OutputPathError(f"cannot write {str(path)!r}: {exc.strerror}") from None
+        raise OutputPathError(f"cannot write {str(path)!r}: {_reason(exc)}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with open(fd, "w", encoding="utf-8", closefd=True) as f:
             f.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
@@ -131,6 +135,10 @@ def write_atomic(path: str | os.PathLike, text: str) -> Path:
         except OSError:
             pass
         if isinstance(exc, OSError):
-            raise OutputPathError(f"cannot write {str(path)!r}: {exc.strerror}") from None
+            raise OutputPathError(f"cannot write {str(path)!r}: {_reason(exc)}") from None
         raise
     return path
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__

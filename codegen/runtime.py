@@ -49,6 +49,8 @@ class EmptyBatchError(ArgumentError):
     """The data has no samples where the loss needs at least one (reduction='mean')."""
 
 
+SYMGRAD_RUNTIME = True   # marks symgrad's own `codegen.runtime` (the name is generic)
+
 ERRORS = (SymgradError, ArgumentError, MissingArgumentError, UnknownArgumentError,
           DTypeError, ShapeError, LengthMismatchError, NonFiniteError, EmptyBatchError)
 
@@ -87,13 +89,18 @@ def check_params(params, names, dtype=np.float64):
 
 def check_data(data, names, reduction, dtype=np.float64):
     """The data arrays (1-D, one common length n, contiguous, of `dtype`) and n."""
+    if data is None:
+        if not names:
+            return (), 1
+        raise MissingArgumentError(f"missing data; the model's inputs are {list(names)!r}")
+    if not isinstance(data, Mapping):
+        raise DTypeError(f"data must be a dict mapping input names to arrays (or None), "
+                         f"got {type(data).__name__}")
     if not names:
         if data:
             raise UnknownArgumentError(f"this model has no inputs, got data for "
-                                       f"{', '.join(map(repr, data))}")
+                                       f"{', '.join(map(repr, data))}; pass data=None")
         return (), 1
-    if data is None:
-        raise MissingArgumentError(f"missing data; the model's inputs are {list(names)!r}")
     _check_names("input", data, names)
     arrays, n, first = [], None, None
     for name in names:
@@ -118,10 +125,96 @@ def check_data(data, names, reduction, dtype=np.float64):
     return tuple(arrays), n
 
 
+def pack_params(params, names, shapes, dtype=np.float64):
+    """Matrix models: the params flattened into one vector in order, and the shape
+    each was given in (a (1, k) or (k, 1) param may be given as a vector of k)."""
+    _check_names("param", params, names)
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    theta = np.empty(sum(sizes), dtype=dtype)
+    given, offset = [], 0
+    for name, shape, size in zip(names, shapes, sizes):
+        value = params[name]
+        arr = None if isinstance(value, (str, bytes)) else np.asarray(value)
+        if arr is None or arr.dtype.kind not in "fiu":
+            kind = type(value).__name__ if arr is None else f"dtype {arr.dtype}"
+            raise DTypeError(f"param {name!r} must be a real array, got {kind}")
+        if arr.shape != tuple(shape) and not (arr.ndim == 1 and arr.size == size
+                                              and 1 in shape and len(shape) == 2):
+            raise ShapeError(f"param {name!r} must have shape {tuple(shape)}, got {arr.shape}")
+        flat = arr.reshape(-1)
+        bad = np.flatnonzero(~np.isfinite(flat))
+        if bad.size:
+            raise NonFiniteError(f"param {name!r} has a non-finite value "
+                                 f"{float(flat[bad[0]])!r} at flat index {int(bad[0])}")
+        theta[offset:offset + size] = flat
+        given.append(arr.shape)
+        offset += size
+    return theta, given
+
+
+def unpack_grads(flat, names, given):
+    """The flat gradient as {name: array of the shape the param was given in}."""
+    out, offset = {}, 0
+    for name, shape in zip(names, given):
+        size = int(np.prod(shape))
+        part = flat[offset:offset + size]
+        out[name] = float(part[0]) if shape == () else part.reshape(shape).copy()
+        offset += size
+    return out
+
+
+def check_arrays(data, names, shapes, size_name, dtype=np.float64):
+    """Matrix models: the data arrays, 2-D of the declared shapes, with the batch size
+    n read from them; a (n, 1) input may be given as a vector, and a one-hot (n, C)
+    input as integer class labels in [0, C)."""
+    if data is None:
+        raise MissingArgumentError(f"missing data; the model's inputs are {list(names)!r}")
+    _check_names("input", data, names)
+    arrays, n, first = [], None, None
+    for name, shape in zip(names, shapes):
+        try:
+            arr = np.asarray(data[name])
+        except ValueError as exc:
+            raise ShapeError(f"input {name!r} is not a rectangular array: {exc}") from None
+        if arr.ndim == 1 and len(shape) == 2 and shape[1] != 1 and arr.dtype.kind in "iu":
+            arr = _one_hot(name, arr, shape[1], dtype)
+        if arr.dtype.kind != "f":
+            raise DTypeError(f"input {name!r} must be a float array, got dtype {arr.dtype}")
+        if arr.ndim == 1 and len(shape) == 2 and 1 in shape:
+            arr = arr.reshape(-1, 1) if shape[1] == 1 else arr.reshape(1, -1)
+        if arr.ndim != len(shape):
+            raise ShapeError(f"input {name!r} must have shape {_show(shape)}, got {arr.shape}")
+        for have, want in zip(arr.shape, shape):
+            if want == size_name:
+                if n is None:
+                    n, first = have, name
+                elif have != n:
+                    raise LengthMismatchError(f"inputs {first!r} and {name!r} have different "
+                                              f"batch sizes: {n} and {have}")
+            elif have != want:
+                raise ShapeError(f"input {name!r} must have shape {_show(shape)}, "
+                                 f"got {arr.shape}")
+        arrays.append(np.ascontiguousarray(arr, dtype=dtype))
+    return tuple(arrays), n
+
+
+def _one_hot(name, labels, classes, dtype):
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        raise ShapeError(f"input {name!r}: class labels must lie in [0, {classes}), got "
+                         f"values from {labels.min()} to {labels.max()}")
+    out = np.zeros((labels.shape[0], classes), dtype=dtype)
+    out[np.arange(labels.shape[0]), labels] = 1.0
+    return out
+
+
+def _show(shape):
+    return "(" + ", ".join(map(str, shape)) + ")"
+
+
 # In a generated module: when symgrad is loaded in this process, raise its
 # classes, so that `except symgrad.SymgradError` also catches this module's errors.
 _shared = sys.modules.get("codegen.runtime")
-if _shared is not None and _shared.__dict__ is not globals():
+if getattr(_shared, "SYMGRAD_RUNTIME", False) and _shared.__dict__ is not globals():
     globals().update({cls.__name__: cls for cls in _shared.ERRORS})
     ERRORS = _shared.ERRORS
 del _shared

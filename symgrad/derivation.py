@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from symgrad import direct
 from symgrad.errors import OptionError
-from symgrad.ir import Node, count_ops, dump, graph_hash, param
+from symgrad.ir import Node, count_ops, dump, graph_hash
 from symgrad.model import Model
 from symgrad.reverse import reverse_mode
 
@@ -69,7 +69,7 @@ def derive(model: Model, method: str = "reverse") -> Derivation:
     start = time.perf_counter()
     sample_loss, penalty = model.forward
     if method == "reverse":
-        wrt = [param(name) for name in model.param_names]
+        wrt = list(model.param_nodes)
         sample_grads = reverse_mode(sample_loss, wrt)
         penalty_grads = [None] * len(wrt) if penalty is None else reverse_mode(penalty, wrt)
     else:

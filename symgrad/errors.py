@@ -45,6 +45,15 @@ class UndeclaredSymbolError(ModelError):
                          f"nor inputs; declare each in Model(params=...) or Model(inputs=...)")
 
 
+class ShapeMismatchError(ModelError):
+    """Two shapes that an operation cannot combine (names both, and where)."""
+
+    def __init__(self, shapes, subexpression: str, detail: str):
+        self.shapes = tuple(shapes)
+        self.subexpression = subexpression
+        super().__init__(f"{detail}, in {subexpression}")
+
+
 class DuplicateSymbolError(ModelError):
     """A symbol, or a symbol name, is declared twice."""
 
@@ -63,3 +72,7 @@ class ModelFileError(SymgradError):
 
 class OutputPathError(SymgradError, OSError):
     """An output file cannot be written; nothing was left at the path."""
+
+
+class MissingDependencyError(SymgradError, ImportError):
+    """An optional package a feature needs is not installed (e.g. matplotlib for pictures)."""

@@ -15,8 +15,25 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
 from symgrad import functions as fn
-from symgrad.errors import UnsupportedFunctionError
-from symgrad.ir import Node, Op, add, const, div, input_, make, mul, neg, node, param, pow_, sub, where
+from symgrad.errors import ShapeMismatchError, UnsupportedFunctionError
+from symgrad.frontend_matrix import MATRIX_CHILDREN, MATRIX_LOWERINGS, dims, stable_log
+from symgrad.ir import (
+    Node,
+    Op,
+    ShapeMismatch,
+    add,
+    const,
+    div,
+    input_,
+    make,
+    mul,
+    neg,
+    node,
+    param,
+    pow_,
+    sub,
+    where,
+)
 
 UNARY: dict[type, Op] = {
     sp.exp: Op.EXP, sp.log: Op.LOG, sp.sin: Op.SIN, sp.cos: Op.COS, sp.tan: Op.TAN,
@@ -36,16 +53,60 @@ def _short(expr: sp.Basic, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def free_symbols(expr: sp.Basic) -> set[sp.Basic]:
+    """`expr.free_symbols` without recursion (SymPy's recurses, so deep losses overflow)."""
+    found: set[sp.Basic] = set()
+    seen: set[sp.Basic] = set()
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        if e in seen:
+            continue
+        seen.add(e)
+        if isinstance(e, (sp.Symbol, sp.MatrixSymbol)):
+            found.add(e)
+        elif getattr(e, "bound_symbols", None) or not e.args:
+            found |= e.free_symbols     # binders (Sum, Lambda, ...) and other atoms
+        else:
+            stack.extend(e.args)
+    return found
+
+
+def replace_symbols(expr: sp.Basic, mapping: Mapping[sp.Basic, sp.Basic]) -> sp.Basic:
+    """`expr.xreplace(mapping)` without recursion; shared subtrees are rebuilt once."""
+    if not mapping:
+        return expr
+    done: dict[sp.Basic, sp.Basic] = {}
+    stack = [expr]
+    while stack:
+        e = stack[-1]
+        if e in done:
+            stack.pop()
+        elif e in mapping or not e.args:
+            done[e] = mapping.get(e, e)
+            stack.pop()
+        elif pending := [a for a in e.args if a not in done]:
+            stack.extend(pending)
+        else:
+            stack.pop()
+            args = tuple(done[a] for a in e.args)
+            changed = any(new is not old for new, old in zip(args, e.args))
+            done[e] = e.func(*args) if changed else e
+    return done[expr]
+
+
 class Lowering:
     """Lowers SymPy expressions over the given symbols, sharing one memo."""
 
     def __init__(self, params: Mapping[sp.Symbol, str], inputs: Mapping[sp.Symbol, str],
-                 zero_deltas: bool = False):
+                 zero_deltas: bool = False, sizes: Mapping[sp.Symbol, str] | None = None):
         self.memo: dict[sp.Basic, Node] = {}
         for sym, name in params.items():
-            self.memo[sym] = param(name)
+            self.memo[sym] = param(name, _shape_of(sym))
         for sym, name in inputs.items():
-            self.memo[sym] = input_(name)
+            self.memo[sym] = input_(name, _shape_of(sym))
+        for sym, name in (sizes or {}).items():
+            self.memo[sym] = node(Op.SIZE, attr=name)
         # sympy.diff of Heaviside gives DiracDelta; as PyTorch does for step
         # functions, the direct method takes it as 0 (true almost everywhere).
         self.zero_deltas = zero_deltas
@@ -63,10 +124,15 @@ class Lowering:
                 stack.extend(reversed(pending))
                 continue
             stack.pop()
-            memo[e] = self._lower(e, [memo[a] for a in self._children(e)])
+            try:
+                memo[e] = self._lower(e, [memo[a] for a in self._children(e)])
+            except ShapeMismatch as exc:
+                raise ShapeMismatchError(exc.shapes, _short(e), str(exc)) from None
         return memo[expr]
 
     def _children(self, e: sp.Basic) -> tuple:
+        if type(e) in MATRIX_CHILDREN:
+            return MATRIX_CHILDREN[type(e)](e)
         if isinstance(e, sp.Piecewise):
             values = tuple(v for v, _ in e.args)
             return values + tuple(c for _, c in e.args if c not in (sp.true, sp.false))
@@ -76,6 +142,8 @@ class Lowering:
             return ()
         if isinstance(e, sp.DiracDelta) and self.zero_deltas:
             return ()
+        if getattr(e, "bound_symbols", None):
+            return ()   # Integral, Sum, Lambda...: not entered; _lower reports them
         return e.args
 
     def _lower(self, e: sp.Basic, args: list[Node]) -> Node:
@@ -92,6 +160,8 @@ class Lowering:
         lowering = _LOWERINGS.get(type(e))
         if lowering is not None:
             return lowering(self, e, args)
+        if isinstance(e, sp.log) and len(args) == 1:
+            return stable_log(args[0])
         for cls, op in UNARY.items():
             if isinstance(e, cls) and len(args) == 1:
                 return make(op, args[0])
@@ -179,7 +249,12 @@ def _not(low: Lowering, e: sp.Not, args: list[Node]) -> Node:
     return node(Op.NOT, args[0])
 
 
+def _shape_of(sym: sp.Basic) -> tuple:
+    return dims(sym.shape) if isinstance(sym, sp.MatrixSymbol) else ()
+
+
 _LOWERINGS: dict[type, Callable] = {
+    **MATRIX_LOWERINGS,
     sp.Add: _add, sp.Mul: _mul, sp.Pow: _pow, sp.Heaviside: _heaviside,
     sp.Piecewise: _piecewise, sp.Not: _not,
     **{cls: _chain(op) for cls, op in BINARY_CHAIN.items()},

@@ -6,9 +6,12 @@ smart constructors below, which fold constants and drop identities first), and
 distinct subexpression exists once: common-subexpression elimination is free,
 and "DAG size" is a real, countable number.
 
-Every value is a float64 scalar per sample, except comparisons and the logical
-ops, which are booleans and appear only as the condition of `WHERE` (or of
-another logical op). `WHERE(c, a, b)` is lazy: the schedule evaluates `a` only
+Every node has a `shape`: () for a scalar, or two dims for a matrix, each an
+int or the name of a symbolic size (the batch, "n"). Elementwise ops broadcast
+like NumPy. Scalar models use shape () throughout and are lifted over the
+batch by the backend; matrix models carry the batch as a dim. Values are
+floats, except comparisons and the logical ops, which are booleans and appear
+only as the condition of `WHERE` (or of another logical op). `WHERE(c, a, b)` is lazy: the schedule evaluates `a` only
 where `c` holds and `b` only where it does not (see `passes/regions.py`).
 
 Traversals are iterative, so graphs of any depth work.
@@ -28,8 +31,9 @@ import numpy as np
 class Op(enum.Enum):
     # leaves
     CONST = "const"          # attr: float
-    PARAM = "param"          # attr: name (str); one scalar per model
-    INPUT = "input"          # attr: name (str); one scalar per sample
+    PARAM = "param"          # attr: name (str); shared by every sample
+    INPUT = "input"          # attr: name (str); per sample (scalar models) or batched
+    SIZE = "size"            # attr: name of a symbolic dim; its value at run time
     # arithmetic
     ADD = "add"
     SUB = "sub"
@@ -67,12 +71,19 @@ class Op(enum.Enum):
     NOT = "not"
     # selection
     WHERE = "where"          # (cond, if_true, if_false), lazy in both branches
+    # matrix ops
+    MATMUL = "matmul"
+    TRANSPOSE = "transpose"
+    BROADCAST = "broadcast"  # attr: target shape
+    SUM = "sum"              # attr: axis (None: all, giving (); 0 or 1: kept as size 1)
+    LOGSUMEXP = "logsumexp"  # attr: axis (1: per row); stable, max shifted out
 
     def __repr__(self) -> str:
         return f"Op.{self.name}"
 
 
-LEAVES = frozenset({Op.CONST, Op.PARAM, Op.INPUT})
+LEAVES = frozenset({Op.CONST, Op.PARAM, Op.INPUT, Op.SIZE})
+STRUCTURAL = frozenset({Op.MATMUL, Op.TRANSPOSE, Op.BROADCAST, Op.SUM, Op.LOGSUMEXP})
 COMPARISONS = frozenset({Op.LT, Op.LE, Op.GT, Op.GE, Op.EQ, Op.NE})
 LOGICAL = frozenset({Op.AND, Op.OR, Op.NOT})
 BOOLEAN = COMPARISONS | LOGICAL
@@ -80,7 +91,7 @@ BOOLEAN = COMPARISONS | LOGICAL
 ARITY: dict[Op, int] = {op: 1 for op in Op}
 ARITY.update({op: 0 for op in LEAVES})
 ARITY.update({op: 2 for op in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAX, Op.MIN,
-                               Op.AND, Op.OR, *COMPARISONS)})
+                               Op.AND, Op.OR, Op.MATMUL, *COMPARISONS)})
 ARITY[Op.WHERE] = 3
 
 
@@ -91,6 +102,7 @@ class Node:
     op: Op
     args: tuple[Node, ...] = ()
     attr: Hashable = None
+    shape: Shape = ()
 
     @property
     def is_bool(self) -> bool:
@@ -118,6 +130,67 @@ class Node:
         return f"<{self.op.name} node, {len(self.args)} args>"
 
 
+Dim = int | str
+Shape = tuple[Dim, ...]
+
+
+class ShapeMismatch(ValueError):
+    """Two shapes that an op cannot combine; the front end adds where it happened."""
+
+    def __init__(self, op: Op, shapes: Sequence[Shape], why: str):
+        self.op, self.shapes = op, tuple(shapes)
+        super().__init__(f"{op.name} cannot combine shapes "
+                         f"{' and '.join(map(format_shape, shapes))}: {why}")
+
+
+def format_shape(shape: Shape) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def broadcast_shapes(op: Op, shapes: Sequence[Shape]) -> Shape:
+    """NumPy broadcasting of scalars and matrices; a symbolic dim only meets itself or 1."""
+    result: Shape = ()
+    for shape in shapes:
+        if not shape:
+            continue
+        if not result:
+            result = shape
+            continue
+        if len(shape) != len(result):
+            raise ShapeMismatch(op, [result, shape], "different numbers of dims")
+        dims = []
+        for a, b in zip(result, shape):
+            if a == b or b == 1:
+                dims.append(a)
+            elif a == 1:
+                dims.append(b)
+            else:
+                raise ShapeMismatch(op, [result, shape], f"dims {a} and {b} differ")
+        result = tuple(dims)
+    return result
+
+
+def infer_shape(op: Op, args: Sequence[Node], attr: Hashable) -> Shape:
+    if op in LEAVES:
+        return ()
+    if op is Op.MATMUL:
+        (r, k1), (k2, c) = args[0].shape, args[1].shape
+        if k1 != k2:
+            raise ShapeMismatch(op, [args[0].shape, args[1].shape], f"inner dims {k1} != {k2}")
+        return (r, c)
+    if op is Op.TRANSPOSE:
+        return tuple(reversed(args[0].shape))
+    if op is Op.BROADCAST:
+        broadcast_shapes(op, [args[0].shape, attr])
+        return attr
+    if op in (Op.SUM, Op.LOGSUMEXP):
+        shape = args[0].shape
+        if attr is None:
+            return ()
+        return tuple(1 if i == attr else d for i, d in enumerate(shape))
+    return broadcast_shapes(op, [a.shape for a in args])
+
+
 _interned: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
@@ -126,12 +199,15 @@ def _attr_key(attr: Hashable) -> Hashable:
     return ("f", attr.hex()) if isinstance(attr, float) else attr
 
 
-def node(op: Op, *args: Node, attr: Hashable = None) -> Node:
-    """The unique node for (op, args, attr); no folding."""
-    key = (op, args, _attr_key(attr))
+def node(op: Op, *args: Node, attr: Hashable = None, shape: Shape | None = None) -> Node:
+    """The unique node for (op, args, attr, shape); no folding. The shape is inferred
+    from the args (and must be given for PARAM and INPUT leaves that are not scalars)."""
+    if shape is None:
+        shape = infer_shape(op, args, attr)
+    key = (op, args, _attr_key(attr), shape)
     found = _interned.get(key)
     if found is None:
-        found = Node(op, args, attr)
+        found = Node(op, args, attr, shape)
         _interned[key] = found
     return found
 
@@ -145,6 +221,17 @@ def _stable_sigmoid(x):
 
 def _stable_softplus(x):
     return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def _sum(x, axis):
+    return np.sum(x) if axis is None else np.sum(x, axis=axis, keepdims=True)
+
+
+def _logsumexp(x, axis):
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+    return out if axis is not None else out.reshape(())
 
 
 def _heaviside(x, at_zero):
@@ -165,8 +252,9 @@ SEMANTICS: dict[Op, Callable] = {
     Op.EQ: np.equal, Op.NE: np.not_equal,
     Op.AND: np.logical_and, Op.OR: np.logical_or, Op.NOT: np.logical_not,
     Op.WHERE: np.where,
+    Op.MATMUL: np.matmul, Op.TRANSPOSE: np.transpose, Op.SUM: _sum, Op.LOGSUMEXP: _logsumexp,
 }
-ATTR_OPS = frozenset({Op.HEAVISIDE})   # ops whose SEMANTICS take attr as a last argument
+ATTR_OPS = frozenset({Op.HEAVISIDE, Op.SUM, Op.LOGSUMEXP})   # ops whose SEMANTICS take attr as a last argument
 
 
 def apply(op: Op, values: Sequence, attr: Hashable = None):
@@ -187,12 +275,12 @@ def lift(value) -> Node:
     return value if isinstance(value, Node) else const(value)
 
 
-def param(name: str) -> Node:
-    return node(Op.PARAM, attr=name)
+def param(name: str, shape: Shape = ()) -> Node:
+    return node(Op.PARAM, attr=name, shape=tuple(shape))
 
 
-def input_(name: str) -> Node:
-    return node(Op.INPUT, attr=name)
+def input_(name: str, shape: Shape = ()) -> Node:
+    return node(Op.INPUT, attr=name, shape=tuple(shape))
 
 
 def _is_const(n: Node, value: float | None = None) -> bool:
@@ -228,11 +316,18 @@ def sub(x: Node, y: Node) -> Node:
     return make(Op.SUB, x, y)
 
 
+def _is_ones_for(x: Node, other: Node) -> bool:
+    """x is 1 (or a broadcast 1) and multiplying by it leaves `other` as it is."""
+    if x.op is Op.BROADCAST and _is_const(x.args[0], 1.0):
+        return broadcast_shapes(Op.MUL, [x.shape, other.shape]) == other.shape
+    return _is_const(x, 1.0)
+
+
 def mul(x: Node, y: Node) -> Node:
     # x * 0 is not folded: inf * 0 is NaN in IEEE arithmetic.
-    if _is_const(x, 1.0):
+    if _is_ones_for(x, y):
         return y
-    if _is_const(y, 1.0):
+    if _is_ones_for(y, x):
         return x
     if _is_const(x, -1.0):
         return neg(y)
@@ -346,12 +441,14 @@ def dump(roots: Sequence[Node], names: Sequence[str] | None = None) -> str:
     for n in order:
         if n.op is Op.CONST:
             rhs = f"CONST {format_const(n.attr)}"
-        elif n.op in (Op.PARAM, Op.INPUT):
+        elif n.op in (Op.PARAM, Op.INPUT, Op.SIZE):
             rhs = f"{n.op.name} {ascii(n.attr)}"
         else:
             rhs = " ".join([n.op.name, *(f"%{ids[a]}" for a in n.args)])
             if n.attr is not None:
                 rhs += f" [{n.attr!r}]"
+        if n.shape:
+            rhs += f" : {format_shape(n.shape)}"
         lines.append(f"%{ids[n]} = {rhs}")
     for i, root in enumerate(roots):
         label = names[i] if names is not None else f"out{i}"
@@ -370,8 +467,11 @@ def verify(roots: Sequence[Node]) -> None:
             raise ValueError(f"{n.op.name} takes {ARITY[n.op]} args, got {len(n.args)}")
         if n.op is Op.CONST and not (isinstance(n.attr, float)):
             raise ValueError(f"CONST needs a float attr, got {n.attr!r}")
-        if n.op in (Op.PARAM, Op.INPUT) and not isinstance(n.attr, str):
+        if n.op in (Op.PARAM, Op.INPUT, Op.SIZE) and not isinstance(n.attr, str):
             raise ValueError(f"{n.op.name} needs a str name, got {n.attr!r}")
+        if n.op not in (Op.PARAM, Op.INPUT) and n.shape != infer_shape(n.op, n.args, n.attr):
+            raise ValueError(f"{n.op.name} has shape {format_shape(n.shape)}, its args give "
+                             f"{format_shape(infer_shape(n.op, n.args, n.attr))}")
         if n.op is Op.WHERE:
             wanted = (True, False, False)
         elif n.op in LOGICAL:
@@ -387,3 +487,48 @@ def verify(roots: Sequence[Node]) -> None:
 def count_ops(roots: Sequence[Node]) -> int:
     """Number of non-leaf nodes reachable from roots (the DAG size in operations)."""
     return sum(1 for n in toposort(roots) if n.op not in LEAVES)
+
+
+# ------------------------------------------------------------ matrix builders
+
+def matmul(a: Node, b: Node) -> Node:
+    return node(Op.MATMUL, a, b)
+
+
+def transpose(x: Node) -> Node:
+    if not x.shape:
+        return x
+    if x.op is Op.TRANSPOSE:
+        return x.args[0]
+    if x.op is Op.MATMUL:       # (A B)^T = B^T A^T: no transposed copy of a product
+        return matmul(transpose(x.args[1]), transpose(x.args[0]))
+    if x.op is Op.BROADCAST and x.args[0].op is Op.CONST:
+        return broadcast_to(x.args[0], tuple(reversed(x.shape)))
+    return node(Op.TRANSPOSE, x)
+
+
+def broadcast_to(x: Node, shape: Shape) -> Node:
+    shape = tuple(shape)
+    return x if x.shape == shape else node(Op.BROADCAST, x, attr=shape)
+
+
+def sum_(x: Node, axis: int | None = None) -> Node:
+    if not x.shape or (axis is not None and x.shape[axis] == 1):
+        return x
+    while axis is None and x.op is Op.SUM:   # a total of partial sums is the total
+        x = x.args[0]
+    return node(Op.SUM, x, attr=axis)
+
+
+def fit_shape(x: Node, shape: Shape) -> Node:
+    """Sum x over the axes it was broadcast along, or broadcast it up, to get `shape`."""
+    if x.shape == tuple(shape):
+        return x
+    if not shape:
+        return sum_(x)
+    if not x.shape:
+        return broadcast_to(x, shape)
+    for axis, (have, want) in enumerate(zip(x.shape, shape)):
+        if want == 1 and have != 1:
+            x = sum_(x, axis)
+    return broadcast_to(x, shape)

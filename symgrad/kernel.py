@@ -21,7 +21,6 @@ from types import ModuleType
 import numba
 
 import symgrad
-from codegen.module import TARGETS, generate, write_atomic
 from symgrad.derivation import Derivation, derive
 from symgrad.errors import OptionError
 from symgrad.model import Model
@@ -63,14 +62,31 @@ class Kernel:
     def loss_and_grad(self, params, data=None) -> tuple[float, dict[str, float]]:
         return self.module.loss_and_grad(params, data)
 
+    def predict(self, params, data=None):
+        """Matrix models built with predict=: the prediction for each sample."""
+        return self._entry("predict")(params, data)
+
+    def train(self, params, data=None, optimizer=None, steps=1):
+        """(new params, loss history): `steps` optimizer updates in one jitted loop."""
+        return self._entry("train")(params, data, optimizer, steps)
+
+    def train_step(self, params, data=None, optimizer=None, steps=1, state=None):
+        """(new params, loss history, optimizer state to pass to the next call)."""
+        return self._entry("train_step")(params, data, optimizer, steps, state)
+
+    def _entry(self, name: str):
+        entry = getattr(self.module, name, None)
+        if entry is None:
+            raise OptionError(f"this kernel has no {name}(); it exists for matrix models")
+        return entry
+
     def save(self, path: str | os.PathLike) -> Path:
+        from codegen.module import write_atomic
         return write_atomic(path, self.source)
 
     def warmup(self) -> dict[str, float]:
         """JIT-compile (or load from Numba's cache) both entry points; return seconds each."""
-        params = {name: 0.5 for name in self.params}
-        data = {name: [0.5] for name in self.inputs} if self.inputs else None
-        data = None if data is None else {k: _as_floats(v) for k, v in data.items()}
+        params, data = _sample_arguments(self.module)
         for entry in ("loss", "loss_and_grad"):
             start = time.perf_counter()
             getattr(self.module, entry)(params, data)
@@ -83,21 +99,45 @@ class Kernel:
                 f"inputs={list(self.inputs)}>")
 
 
-def _as_floats(values):
+def _sample_arguments(module):
+    """Small valid arguments (batch of 2) for a generated module, to trigger the JIT."""
     import numpy as np
-    return np.asarray(values, dtype=np.float64)
+
+    shapes = getattr(module, "PARAM_SHAPES", None) or [()] * len(module.PARAMS)
+    params = {name: np.full(shape, 0.5) if shape else 0.5
+              for name, shape in zip(module.PARAMS, shapes)}
+    input_shapes = getattr(module, "INPUT_SHAPES", None) or [("n",)] * len(module.INPUTS)
+    data = {name: np.full(tuple(2 if isinstance(d, str) else d for d in shape), 0.5)
+            for name, shape in zip(module.INPUTS, input_shapes)}
+    return params, (data or None)
 
 
 def compile(model: Model, method: str = "reverse", target: str = "cpu") -> Kernel:
     """Differentiate `model` by `method` ("reverse" or "symbolic") and build its kernels."""
     if not isinstance(model, Model):
         raise OptionError(f"compile() needs a symgrad.Model, got {type(model).__name__}")
+    # Imported here: codegen imports symgrad.ir, so importing codegen first would
+    # otherwise reach this module while codegen is half-initialised.
+    from codegen.module import TARGETS, generate
+
     if target not in TARGETS:
         raise OptionError(f"target must be one of {TARGETS}, got {target!r}")
+    if model.is_matrix and method != "reverse":
+        raise OptionError("method='symbolic' is not available for matrix models: SymPy's "
+                          "matrix calculus fails on them (ShapeError, wrong results); use "
+                          "method='reverse', or write the model with scalar symbols")
     derivation = derive(model, method)
     start = time.perf_counter()
-    source = generate(derivation, version=symgrad.__version__, numba_version=numba.__version__,
-                      model_name=model.name, target=target)
+    if model.is_matrix:
+        from codegen import tensor_module
+        source = tensor_module.generate(
+            derivation, version=symgrad.__version__, numba_version=numba.__version__,
+            param_nodes=model.param_nodes, input_nodes=model.input_nodes,
+            prediction=model.predict_node, model_name=model.name)
+    else:
+        source = generate(derivation, version=symgrad.__version__,
+                          numba_version=numba.__version__, model_name=model.name,
+                          target=target)
     timings = {"derive": derivation.seconds, "emit": time.perf_counter() - start}
     return Kernel(source, derivation, timings)
 
@@ -109,6 +149,7 @@ def _load(source: str) -> ModuleType:
         return sys.modules[name]
     path = cache_dir() / f"{name}.py"
     if not path.exists() or path.read_text(encoding="utf-8") != source:
+        from codegen.module import write_atomic
         write_atomic(path, source)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)

@@ -18,8 +18,9 @@ def load_model(path: str | Path) -> Model:
     except SymgradError:
         raise
     except Exception as exc:
+        detail = " ".join(str(exc).split())    # one line, for the CLI's one-line errors
         raise ModelFileError(f"model file {str(path)!r} failed to run: "
-                             f"{type(exc).__name__}: {exc}") from exc
+                             f"{type(exc).__name__}: {detail}") from exc
     model = namespace.get("model")
     if model is None:
         raise ModelFileError(f"model file {str(path)!r} defines no module-level `model`; "

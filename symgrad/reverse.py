@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from symgrad.ir import Node, const, toposort, where
+from symgrad.ir import Node, const, fit_shape, toposort, where
 from symgrad.passes.regions import Region, Regions
 from symgrad.rules import rule_for
 
@@ -51,7 +51,10 @@ def reverse_mode(out: Node, wrt: Sequence[Node], trace: list[BackwardStep] | Non
         if g is None or not reaches[n]:
             continue
         if n in targets:
-            result[n] = g
+            # A param read only inside a branch lives in that branch's region, but
+            # its gradient is an output (root region): zero it where the branch is
+            # not taken, so the untaken branch's backward code never runs.
+            result[n] = _mask(g, regions.of[n], None)
         if not n.args:
             continue
         contributions = rule_for(n.op)(g, n, *n.args)
@@ -60,7 +63,7 @@ def reverse_mode(out: Node, wrt: Sequence[Node], trace: list[BackwardStep] | Non
         for i, (arg, c) in enumerate(zip(n.args, contributions, strict=True)):
             if c is None or not reaches[arg]:
                 continue
-            c = _mask(c, regions.arg_region(n, i), regions.of[arg])
+            c = _mask(fit_shape(c, arg.shape), regions.arg_region(n, i), regions.of[arg])
             ct[arg] = ct[arg] + c if arg in ct else c
     return [result.get(w) for w in wrt]
 

@@ -6,6 +6,9 @@ Rules are written with the IR's own constructors, so backward nodes are
 interned together with the forward ones, and they reuse forward values where
 the math allows (exp' = out, tanh' = 1 - out^2, sigmoid' = out (1 - out)).
 
+Contributions may have the shape of `out` rather than of the arg (broadcasting);
+the reverse driver sums them back to the arg's shape.
+
 Kink conventions, shared with the direct method (SymPy's own derivatives):
 relu'(0) = 0 as in PyTorch; Heaviside(0) = 1/2, so max/min ties split the
 gradient evenly; abs'(0) = sign(0) = 0.
@@ -15,7 +18,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from symgrad.ir import BOOLEAN, LEAVES, Node, Op, const, make, unary, where
+from symgrad.ir import (
+    BOOLEAN,
+    LEAVES,
+    Node,
+    Op,
+    broadcast_to,
+    const,
+    fit_shape,
+    make,
+    matmul,
+    transpose,
+    unary,
+    where,
+)
 
 Rule = Callable[..., tuple[Node | None, ...]]
 VJP: dict[Op, Rule] = {}
@@ -132,7 +148,8 @@ def _softplus(g, out, x):
 
 @vjp(Op.RELU)
 def _relu(g, out, x):
-    return (where(x > 0.0, g, const(0.0)),)
+    # out > 0 exactly where x > 0; reading out spares matrix models a stored mask.
+    return (where(out > 0.0, g, const(0.0)),)
 
 
 @vjp(Op.ABS)
@@ -156,6 +173,31 @@ def _where(g, out, cond, if_true, if_false):
     # every contribution that leaves a branch, so the untaken branch's backward
     # code never runs and cannot leak a NaN (e.g. d/dx log(x) at x = 0).
     return None, g, g
+
+
+@vjp(Op.MATMUL)
+def _matmul(g, out, a, b):
+    return matmul(g, transpose(b)), matmul(transpose(a), g)
+
+
+@vjp(Op.TRANSPOSE)
+def _transpose(g, out, x):
+    return (transpose(g),)
+
+
+@vjp(Op.BROADCAST)
+def _broadcast(g, out, x):
+    return (fit_shape(g, x.shape),)
+
+
+@vjp(Op.SUM)
+def _sum(g, out, x):
+    return (broadcast_to(g, x.shape),)
+
+
+@vjp(Op.LOGSUMEXP)
+def _logsumexp(g, out, x):
+    return (g * make(Op.EXP, x - out),)    # g times the softmax, from the forward value
 
 
 @vjp(*sorted(NON_DIFFERENTIABLE - LEAVES, key=lambda op: op.name))

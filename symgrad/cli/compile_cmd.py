@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from codegen.module import TARGETS
 from symgrad.derivation import METHODS
 
 
@@ -13,9 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "write its Numba kernels as a standalone module.")
     p.add_argument("model_file", metavar="MODEL.py")
     p.add_argument("-o", "--output", required=True, metavar="OUT.py")
-    p.add_argument("--method", choices=METHODS, default="reverse",
+    # Not argparse choices: symgrad checks them and reports an OptionError in one line.
+    p.add_argument("--method", default="reverse", metavar="{" + ",".join(METHODS) + "}",
                    help="reverse mode over the DAG (default) or sympy.diff per parameter")
-    p.add_argument("--target", choices=["cpu"], default="cpu")
+    p.add_argument("--target", default="cpu", metavar="{" + ",".join(TARGETS) + "}")
     p.add_argument("--jit", action="store_true",
                    help="also JIT-compile the kernels now and report the time")
     p.set_defaults(func=run)

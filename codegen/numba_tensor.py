@@ -1,0 +1,198 @@
+"""CPU layout of a matrix model's kernels: BLAS products, fused loops, row reductions.
+
+Emits one jitted core per entry point from a `TensorProgram`. Params arrive
+as one flat vector `theta` (sliced into views, no copies), data as 2-D arrays;
+the core writes the loss to out[0] and the flat gradient to out[1:], the
+layout the optimizers and the training loops share with scalar models.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from codegen.printer import ExprPrinter, operand
+from codegen.source import Source
+from symgrad.ir import Node, Op, Shape
+from symgrad.tensor_program import Loop, MatMul, RowLogSumExp, TensorProgram, View
+
+JIT = '@numba.njit(cache=True, error_model="numpy")'
+
+
+def dim(d) -> str:
+    return str(d)
+
+
+def shape_text(shape: Shape) -> str:
+    return "(" + ", ".join(map(dim, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+class _Names:
+    def __init__(self, tp: TensorProgram):
+        self.names: dict[Node, str] = {}
+        for i, p in enumerate(tp.params):
+            self.names[p] = f"P{i}"
+        for j, x in enumerate(tp.inputs):
+            self.names[x] = f"D{j}"
+        count = 0
+        for kernel in tp.kernels:
+            produced = [kernel.out] if not isinstance(kernel, Loop) else \
+                [m for m, _ in kernel.stores] + [r for r, _ in kernel.accumulates]
+            for n in produced:
+                if n not in self.names:
+                    self.names[n] = f"{'s' if not n.shape else 'A'}{count}"
+                    count += 1
+
+    def ref(self, n: Node) -> str:
+        if n.op is Op.CONST:
+            return operand(n.attr)
+        if n.op is Op.SIZE:
+            return "nf"
+        return self.names[n]
+
+
+def core_function(src: Source, name: str, tp: TensorProgram, doc: str,
+                  param_shapes: list[Shape], size_source: tuple[int, int] | None,
+                  result: str) -> None:
+    """Emit `name(theta, D0, ..., out)`.
+
+    result "loss_and_grad": out[0] = outputs[0], out[1:] = the flat outputs[1:]
+    (each of its param's shape); "loss": out[0] = outputs[0]; "predict": returns a
+    copy of outputs[0].
+    """
+    names = _Names(tp)
+    printer = ExprPrinter()
+    data_args = [f"D{j}" for j in range(len(tp.inputs))]
+    args = ["theta", *data_args] + ([] if result == "predict" else ["out"])
+    src.line(JIT)
+    with src.block(f"def {name}({', '.join(args)}):"):
+        src.line(f'"""{doc}"""')
+        if size_source is not None:
+            j, axis = size_source
+            src.line(f"n = D{j}.shape[{axis}]")
+            src.line("nf = float(n)")
+        offset = 0
+        for i, shape in enumerate(param_shapes):
+            size = prod(shape)
+            view = f"theta[{offset}:{offset + size}]"
+            src.line(f"P{i} = {view}.reshape({shape_text(shape)})" if shape else
+                     f"P{i} = theta[{offset}]")
+            offset += size
+        for kernel in tp.kernels:
+            if isinstance(kernel, MatMul):
+                src.line(f"{names.ref(kernel.out)} = np.dot({names.ref(kernel.a)}, "
+                         f"{names.ref(kernel.b)})")
+            elif isinstance(kernel, View):
+                src.line(f"{names.ref(kernel.out)} = {names.ref(kernel.out.args[0])}.T")
+            elif isinstance(kernel, RowLogSumExp):
+                _row_logsumexp(src, names, kernel.out)
+            else:
+                _loop(src, printer, names, kernel)
+        if result == "predict":
+            src.line(f"return {_as_array(names, tp.outputs[0])}.copy()")
+        else:
+            src.line(f"out[0] = {names.ref(tp.outputs[0])}")
+            if result == "loss_and_grad":
+                _write_flat(src, names, tp.outputs[1:], param_shapes)
+    src.line()
+
+
+def _as_array(names: _Names, n: Node) -> str:
+    return names.ref(n) if n.shape else f"np.full((1, 1), {names.ref(n)})"
+
+
+def _write_flat(src: Source, names: _Names, grads, param_shapes) -> None:
+    offset = 1
+    for g, shape in zip(grads, param_shapes):
+        size = prod(shape)
+        if not shape:
+            src.line(f"out[{offset}] = {names.ref(g)}")
+        elif g.op is Op.CONST or not g.shape:
+            src.line(f"out[{offset}:{offset + size}] = {names.ref(g)}")
+        else:
+            with src.block(f"for i in range({shape[0]}):"):
+                with src.block(f"for j in range({shape[1]}):"):
+                    src.line(f"out[{offset} + i * {shape[1]} + j] = {names.ref(g)}[i, j]")
+        offset += size
+
+
+def _load(names: _Names, a: Node, loop_shape: Shape) -> str:
+    if not a.shape:
+        return names.ref(a)
+    if a.op is Op.CONST:
+        return names.ref(a)
+    idx = [("0" if have == 1 else var) for have, var in zip(a.shape, ("i", "j"))]
+    return f"{names.ref(a)}[{idx[0]}, {idx[1]}]"
+
+
+def _loop(src: Source, printer: ExprPrinter, names: _Names, loop: Loop) -> None:
+    body = loop.body
+    outputs = body.outputs
+    for m, _ in loop.stores:
+        if m.shape:
+            src.line(f"{names.ref(m)} = np.empty({shape_text(m.shape)})")
+    for r, _ in loop.accumulates:
+        src.line(f"{names.ref(r)} = np.zeros({shape_text(r.shape)})" if r.shape
+                 else f"{names.ref(r)} = 0.0")
+    src.lines(printer.statement(s) for s in body.prologue)
+    if loop.shape:
+        rows, cols = loop.shape
+        with src.block(f"for i in range({dim(rows)}):"):
+            with src.block(f"for j in range({dim(cols)}):"):
+                _loop_body(src, printer, names, loop, outputs)
+    else:
+        _loop_body(src, printer, names, loop, outputs)
+
+
+def _loop_body(src, printer, names, loop: Loop, outputs) -> None:
+    for j, a in enumerate(loop.loads):
+        src.line(f"x{j} = {_load(names, a, loop.shape)}")
+    src.lines(printer.statement(s) for s in loop.body.body)
+    for m, k in loop.stores:
+        target = f"{names.ref(m)}[i, j]" if m.shape else names.ref(m)
+        src.line(f"{target} = {operand(outputs[k])}")
+    for r, k in loop.accumulates:
+        target = names.ref(r)
+        if r.shape:
+            idx = ["0" if have == 1 else var for have, var in zip(r.shape, ("i", "j"))]
+            target = f"{target}[{idx[0]}, {idx[1]}]"
+        src.line(f"{target} += {operand(outputs[k])}")
+
+
+def _row_logsumexp(src: Source, names: _Names, out: Node) -> None:
+    """Stable log-sum-exp along one axis (or all): shift by the max, which is
+    replaced by 0 when it is infinite, as in ir.SEMANTICS."""
+    x = out.args[0]
+    axis = out.attr
+    xs = names.ref(x)
+    res = names.ref(out)
+    rows, cols = x.shape
+    if axis is None:
+        outer, inner, at = "1", None, None
+    elif axis == 1:
+        outer, inner, at = dim(rows), dim(cols), ("r", "c")
+    else:
+        outer, inner, at = dim(cols), dim(rows), ("c", "r")
+    if axis is None:
+        src.line(f"m_ = -np.inf")
+        with src.block(f"for i in range({dim(rows)}):"):
+            with src.block(f"for j in range({dim(cols)}):"):
+                src.line(f"m_ = np.maximum(m_, {xs}[i, j])")
+        src.line("m_ = m_ if np.isfinite(m_) else 0.0")
+        src.line("acc_ = 0.0")
+        with src.block(f"for i in range({dim(rows)}):"):
+            with src.block(f"for j in range({dim(cols)}):"):
+                src.line(f"acc_ += np.exp({xs}[i, j] - m_)")
+        src.line(f"{res} = m_ + np.log(acc_)")
+        return
+    index = "[r, c]"
+    src.line(f"{res} = np.empty({shape_text(out.shape)})")
+    with src.block(f"for {at[0]} in range({outer}):"):
+        src.line("m_ = -np.inf")
+        with src.block(f"for {at[1]} in range({inner}):"):
+            src.line(f"m_ = np.maximum(m_, {xs}{index})")
+        src.line("m_ = m_ if np.isfinite(m_) else 0.0")
+        src.line("acc_ = 0.0")
+        with src.block(f"for {at[1]} in range({inner}):"):
+            src.line(f"acc_ += np.exp({xs}{index} - m_)")
+        target = f"{res}[r, 0]" if axis == 1 else f"{res}[0, c]"
+        src.line(f"{target} = m_ + np.log(acc_)")

@@ -1,0 +1,133 @@
+"""Reference values for the correctness tests: SymPy at high precision, finite differences.
+
+The oracle never runs symgrad code: values come from `sympy.diff` of the loss,
+evaluated with exact float inputs at 30 significant digits, or from central
+differences of a loss function handed in by the test.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import sympy as sp
+
+from symgrad import functions as fn
+
+DIGITS = 30
+
+
+def elementary(expr: sp.Expr) -> sp.Expr:
+    """`expr` with symgrad's own functions written out, so SymPy can evaluate it."""
+    return expr.replace(fn.sigmoid, lambda z: 1 / (1 + sp.exp(-z))) \
+        .replace(fn.softplus, lambda z: sp.log(1 + sp.exp(z))) \
+        .replace(fn.relu, lambda z: sp.Max(0, z))
+
+
+def value(expr: sp.Expr, point: Mapping[sp.Symbol, float]) -> float:
+    """`expr` at `point`, computed with DIGITS significant digits, rounded to float.
+
+    The float inputs are taken exactly (a Python float is a binary fraction), so
+    the only rounding is SymPy's, far below float64's.
+    """
+    return float(_exact_value(expr, point))
+
+
+def loss_and_grad(loss: sp.Expr, params: Sequence[sp.Symbol], inputs: Sequence[sp.Symbol],
+                  param_values: Mapping[str, float],
+                  data: Mapping[str, Sequence[float]] | None = None,
+                  reduction: str = "sum") -> tuple[float, dict[str, float]]:
+    """The total loss and `sympy.diff` gradients over a batch, at high precision.
+
+    The batch sums are accumulated in SymPy at `DIGITS` digits, then rounded once.
+    """
+    grads = {p: sp.diff(loss, p) for p in params}
+    n = len(next(iter(data.values()))) if inputs else 1
+    point: dict[sp.Symbol, float] = {p: param_values[p.name] for p in params}
+    totals = {"loss": sp.S.Zero, **{p.name: sp.S.Zero for p in params}}
+    for i in range(n):
+        point.update({x: data[x.name][i] for x in inputs})
+        totals["loss"] += sp.Float(_exact_value(loss, point), DIGITS)
+        for p, g in grads.items():
+            totals[p.name] += sp.Float(_exact_value(g, point), DIGITS)
+    scale = 1 / sp.Integer(n) if reduction == "mean" else sp.S.One
+    out = {k: float(v * scale) for k, v in totals.items()}
+    return out.pop("loss"), out
+
+
+def _exact_value(expr: sp.Expr, point: Mapping[sp.Symbol, float]) -> sp.Float:
+    exact = {s: sp.Float(float(v), DIGITS + 10) for s, v in point.items()}
+    result = elementary(expr).xreplace(exact)
+    # A DiracDelta left by sympy.diff is 0 away from its kink; the tests avoid kinks.
+    result = result.replace(sp.DiracDelta, lambda *args: sp.S.Zero).evalf(DIGITS)
+    if not (result.is_Number and result.is_real):
+        raise ValueError(f"no real value for {expr} at {dict(point)}: {result}")
+    return result
+
+
+def central_differences(loss: Callable[[dict[str, float]], float],
+                        params: Mapping[str, float], h: float = 1e-6) -> dict[str, float]:
+    """d loss / d p for each param p, by (loss(p + h) - loss(p - h)) / 2h."""
+    grads = {}
+    for name, v in params.items():
+        step = h * max(1.0, abs(v))
+        up = loss({**params, name: v + step})
+        down = loss({**params, name: v - step})
+        grads[name] = (up - down) / (2 * step)
+    return grads
+
+
+def kink_arguments(expr: sp.Expr) -> list[sp.Expr]:
+    """Expressions whose zeros are kinks, ties or branch switches of `expr`.
+
+    Near such a point the derivative jumps, so a float64 evaluation may pick
+    the other side than the exact one; tests skip points close to them.
+    """
+    found = []
+    for e in sp.preorder_traversal(expr):
+        if isinstance(e, (sp.Abs, sp.sign, fn.relu)):
+            found.append(e.args[0])
+        elif isinstance(e, sp.Heaviside):
+            found.append(e.args[0])
+        elif isinstance(e, (sp.Max, sp.Min)):
+            args = list(e.args)
+            found += [u - v for i, u in enumerate(args) for v in args[i + 1:]]
+        elif isinstance(e, sp.Rel):
+            found.append(e.lhs - e.rhs)
+    return found
+
+
+def distance_to_kinks(expr: sp.Expr, points: Sequence[Mapping[sp.Symbol, float]]) -> float:
+    """The smallest |kink argument| of `expr` over the points (inf when it has none)."""
+    kinks = kink_arguments(expr)
+    if not kinks:
+        return float("inf")
+    symbols = sorted(expr.free_symbols, key=lambda s: s.name)
+    f = sp.lambdify(symbols, [elementary(k) for k in kinks], modules="numpy")
+    smallest = float("inf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for point in points:
+            values = np.asarray(f(*[point[s] for s in symbols]), dtype=float)
+            smallest = min(smallest, float(np.min(np.abs(values))))
+    return smallest
+
+
+def assert_close(got: float, want: float, rtol: float, atol: float = 0.0, what: str = ""
+                 ) -> None:
+    """|got - want| <= atol + rtol |want|, with a message showing both."""
+    assert np.isfinite(got), f"{what}: got {got!r}, want {want!r}"
+    assert abs(got - want) <= atol + rtol * abs(want), \
+        f"{what}: got {got!r}, want {want!r} (rel err {abs(got - want) / max(abs(want), 1e-300):.3g})"
+
+
+def assert_grads_close(got: tuple[float, Mapping[str, float]],
+                       want: tuple[float, Mapping[str, float]],
+                       rtol: float, atol: float = 0.0, what: str = "") -> None:
+    """Loss and every gradient of `got` match `want` (same param names)."""
+    (got_loss, got_grads), (want_loss, want_grads) = got, want
+    assert set(got_grads) == set(want_grads), f"{what}: params {got_grads} vs {want_grads}"
+    assert_close(got_loss, want_loss, rtol, atol, f"{what} loss")
+    for name in want_grads:
+        assert_close(got_grads[name], want_grads[name], rtol, atol, f"{what} d/d{name}")

@@ -1,0 +1,105 @@
+"""Pictures of the computational graph: DOT text, SVG and PNG files, large graphs
+cut with a note, and errors for bad output names."""
+
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from symgrad.errors import MissingDependencyError, OptionError, OutputPathError
+from symgrad.inspect.picture import SYMBOLS, graph_picture, output_format
+from symgrad.ir import LEAVES, Op
+from symgrad.modelfile import load_model
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+LECTURE_POINT = {"x": -2.0, "y": 5.0, "z": -4.0}
+
+
+@pytest.fixture(scope="module")
+def lecture():
+    return load_model(EXAMPLES / "lecture_graph.py")
+
+
+def test_lecture_picture_has_values_and_gradients(lecture):
+    picture = graph_picture(lecture, LECTURE_POINT)
+    by_label = {n.label: n for n in picture.nodes}
+    # The lecture's figure: x=-2/-4, y=5/-4, z=-4/3, q=3/-4, f=-12/1.
+    assert {k: (n.value, n.grad) for k, n in by_label.items()} == {
+        "x": ("-2", "-4"), "y": ("5", "-4"), "z": ("-4", "3"),
+        "+": ("3", "-4"), "×": ("-12", "1")}
+    assert [n.kind for n in picture.nodes].count("param") == 3
+    assert [n.label for n in picture.nodes if n.output] == ["×"]
+    assert len(picture.edges) == 4 and picture.note is None
+
+
+def test_dot_is_deterministic_and_contains_the_values(lecture):
+    dot = graph_picture(lecture, LECTURE_POINT).dot()
+    assert dot == graph_picture(lecture, LECTURE_POINT).dot()
+    assert dot.startswith("// lecture_graph.py: computational graph at x=-2, y=5, z=-4\n")
+    assert dot.count(" -> ") == 4
+    assert 'label=<<font color="#1a7f37">-12</font><br/><b>×</b><br/>' \
+           '<font color="#cf222e">1</font>>' in dot
+    assert "peripheries=2" in dot and dot.rstrip().endswith("}")
+    symbolic = graph_picture(lecture).dot()
+    assert "-12" not in symbolic and "<b>+</b>" in symbolic
+
+
+def test_svg_and_png_files_are_valid(lecture, tmp_path):
+    picture = graph_picture(lecture, LECTURE_POINT)
+    svg_path = picture.save(tmp_path / "graph.svg")
+    root = ET.parse(svg_path).getroot()
+    assert root.tag.endswith("svg")
+    png = picture.save(tmp_path / "graph.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+    dot = picture.save(tmp_path / "graph.gv", format="dot").read_text()
+    assert dot == picture.dot()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["graph.gv", "graph.png", "graph.svg"]
+
+
+def test_large_graph_is_cut_to_the_nodes_nearest_the_output():
+    model = load_model(EXAMPLES / "hinge_two_layer.py")
+    names = (*model.param_names, *model.input_names)
+    point = dict(zip(names, np.random.default_rng(0).standard_normal(len(names)).tolist()))
+    picture = graph_picture(model, point)
+    assert len(picture.nodes) == 60
+    assert "showing the 60 nodes nearest the output, of 97" in picture.note
+    assert picture.note in picture.dot()
+    assert any(n.output for n in picture.nodes) and any(n.cut for n in picture.nodes)
+    assert any(n.label == "0.01×" for n in picture.nodes)      # constants written inline
+    small = graph_picture(model, point, max_nodes=5)
+    assert len(small.nodes) == 5 and small.nodes[-1].output
+    full = graph_picture(model, point, max_nodes=1000)
+    assert len(full.nodes) == 97 and full.note is None
+
+
+def test_every_op_has_a_picture_symbol():
+    assert [op for op in Op if op not in LEAVES and op not in SYMBOLS] == []
+
+
+def test_output_format_errors():
+    assert output_format("g.SVG", None) == "svg"
+    assert output_format("g.out", "png") == "png"
+    with pytest.raises(OptionError, match="cannot tell the picture format"):
+        output_format("graph.jpg", None)
+    with pytest.raises(OptionError, match="does not match"):
+        output_format("graph.svg", "png")
+    with pytest.raises(OptionError, match="format must be one of"):
+        output_format("graph.svg", "gif")
+
+
+def test_save_into_a_missing_directory_fails_cleanly(lecture, tmp_path):
+    picture = graph_picture(lecture)
+    for name in ("graph.dot", "graph.png"):
+        with pytest.raises(OutputPathError):
+            picture.save(tmp_path / "missing" / name)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_missing_matplotlib_is_a_clear_error_and_dot_still_works(lecture, monkeypatch):
+    monkeypatch.setitem(sys.modules, "networkx", None)      # `import networkx` now fails
+    picture = graph_picture(lecture, LECTURE_POINT)
+    with pytest.raises(MissingDependencyError, match="symgrad\\[viz\\]"):
+        picture.svg()
+    assert "digraph symgrad" in picture.dot()
