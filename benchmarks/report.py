@@ -64,6 +64,10 @@ def table(result: dict) -> str:
             lines.append(" ".join(f"{c:<{w}}" if i < 3 else f"{c:>{w}}"
                                   for i, (c, (_, w)) in enumerate(zip(cells, COLUMNS))).rstrip())
     lines.append("")
+    if meta.get("load_average_start"):
+        lines.append(f"machine: {meta['cpus']} CPUs, shared; 1-minute load average "
+                     f"{meta['load_average_start'][0]:g} at the start, "
+                     f"{meta['load_average_end'][0]:g} at the end")
     for note in meta["notes"]:
         lines += textwrap.wrap(note, width=100, initial_indent="note: ", subsequent_indent="  ")
     return "\n".join(lines)

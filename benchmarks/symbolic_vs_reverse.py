@@ -21,6 +21,7 @@ import os
 import platform
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -57,7 +58,8 @@ NOTES = [
     "floored at 1e-8 max|g_reverse|), on the same samples and parameters.",
     "over budget: the step was stopped when it ran past the budget; skipped: a smaller model "
     "of the same sweep was already over budget for this method, so it was not started.",
-    "Timings come from a shared machine and are noisy; sizes are exact.",
+    "Times are wall-clock; the JSON also has each step's CPU seconds (*_cpu_s), steadier on a "
+    "loaded machine. Sizes are exact.",
 ]
 
 
@@ -278,11 +280,12 @@ def measure_row(sweep: str, spec: dict, args: argparse.Namespace, env: dict, log
     else:
         cse = _method(sym, ("cse",))
         if cse["status"] == "ok":
-            cse = {"status": "ok", "derive_s": cse["seconds"], "diff_s": sym["derive"]["diff_s"],
-                   "cse_s": cse["cse_s"], "tree_ops": cse["cse_ops"],
+            cse = {"status": "ok", "derive_s": cse["seconds"], "derive_cpu_s": cse["cpu_s"],
+                   "diff_s": sym["derive"]["diff_s"], "cse_s": cse["cse_s"],
+                   "tree_ops": cse["cse_ops"],
                    "kernel": "same as naive (symgrad's IR already shares identical subtrees)"}
-    reverse["derive_s"] = reverse.pop("seconds", None)
-    naive["derive_s"] = naive.pop("seconds", None)
+    for m in (reverse, naive):
+        m["derive_s"], m["derive_cpu_s"] = m.pop("seconds", None), m.pop("cpu_s", None)
     forward = reverse.get("forward_ops") or naive.get("forward_ops")
     for m in (reverse, naive):
         if m.get("dag_ops") and forward:
@@ -327,13 +330,20 @@ def versions() -> dict:
             "sympy": sympy.__version__, "numba": numba.__version__}
 
 
+def _load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def run(args: argparse.Namespace, log=None) -> dict:
     """Measure every row; return {"meta": ..., "rows": [...]}."""
     args = settle(args)
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     rows_to_run = specs(args)
     cache = tempfile.mkdtemp(prefix="symgrad-bench-cache-")
-    started = time.monotonic()
+    started, load_start = time.monotonic(), _load_average()
     rows = []
     try:
         env = child_env(args, cache)
@@ -343,8 +353,10 @@ def run(args: argparse.Namespace, log=None) -> dict:
             skip = None if sweep not in over else \
                 f"skipped: the smaller {over[sweep]} was already over budget"
             row = measure_row(sweep, spec, args, env, log, skip_symbolic=skip)
-            if row["methods"]["naive"]["status"] == OVER_BUDGET:
-                over.setdefault(sweep, row["model"])
+            naive = row["methods"]["naive"]
+            if naive["status"] == OVER_BUDGET:
+                step = STEP_LABELS.get(naive["stopped_at"], naive["stopped_at"])
+                over.setdefault(sweep, f"{row['model']} ({step})")
             rows.append(row)
             log(f"[{k}/{len(rows_to_run)}] {row['model']}: {_row_summary(row)} "
                 f"({time.monotonic() - t0:.1f} s)")
@@ -355,7 +367,8 @@ def run(args: argparse.Namespace, log=None) -> dict:
             "seed": args.seed, "machine": platform.machine(), "cpus": os.cpu_count(),
             "platform": platform.platform(), **versions(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "wall_s": time.monotonic() - started, "notes": NOTES}
+            "wall_s": time.monotonic() - started, "load_average_start": load_start,
+            "load_average_end": _load_average(), "notes": NOTES}
     return {"meta": meta, "rows": rows}
 
 
@@ -372,10 +385,22 @@ def check_output(path: str | None, suffixes: tuple[str, ...]) -> None:
         raise OptionError(f"cannot write {path!r}: {why}")
 
 
+def _exit_on_signal(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def main_args(args: argparse.Namespace) -> int:
     check_output(args.json, ())
     check_output(args.plot, (".png", ".svg", ".pdf"))
-    result = run(args)
+    try:   # on SIGTERM, unwind so the running worker is killed too
+        previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    except ValueError:   # not the main thread
+        previous = None
+    try:
+        result = run(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     print(report.table(result))
     if args.json:
         write_atomic(args.json, json.dumps(result, indent=1) + "\n")

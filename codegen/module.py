@@ -11,20 +11,18 @@ import os
 import tempfile
 from pathlib import Path
 
-import codegen.runtime
-from codegen import numba_cpu
-from codegen.source import Source
 from typing import TYPE_CHECKING
+
+import codegen.optimizers
+import codegen.runtime
+from codegen import numba_cpu, training
+from codegen.source import Source, embedded
 from symgrad.program import Program, schedule
 
 if TYPE_CHECKING:
     from symgrad.derivation import Derivation
 
 TARGETS = ("cpu",)
-
-
-def _runtime_text() -> str:
-    return Path(codegen.runtime.__file__).read_text(encoding="utf-8")
 
 
 def loss_program(d: Derivation) -> tuple[Program, list[list[numba_cpu.Term]]]:
@@ -70,29 +68,65 @@ def generate(d: Derivation, *, version: str, numba_version: str, model_name: str
         f"PARAMS = ({''.join(ascii(p) + ', ' for p in d.params)})",
         f"INPUTS = ({''.join(ascii(x) + ', ' for x in d.inputs)})",
         f"REDUCTION = {ascii(d.reduction)}",
+        f"CHUNK = {numba_cpu.CHUNK}    # samples per chunk; larger batches run in parallel",
         "",
         "# ---- argument checks (symgrad's codegen/runtime.py) ----",
+        *embedded(codegen.runtime),
+        "# ---- optimizers (symgrad's codegen/optimizers.py) ----",
+        *embedded(codegen.optimizers),
+        "# ---- end of support code ----",
+        "",
+        "",
     ])
-    src.lines(_runtime_text().splitlines())
-    src.lines(["# ---- end of argument checks ----", "", ""])
-    numba_cpu.core_function(src, "_loss_core", lp, "Total loss.", l_results)
-    src.line()
-    numba_cpu.core_function(src, "_loss_and_grad_core", gp,
-                            "Total loss, then the gradient of each param in PARAMS order.",
-                            g_results)
-    src.line()
+    variants = ["", "_par"] if d.inputs else [""]
+    for suffix in variants:
+        numba_cpu.core_function(src, f"_loss_core{suffix}", lp, "Total loss.", l_results,
+                                parallel=bool(suffix))
+        src.line()
+        numba_cpu.core_function(src, f"_loss_and_grad_core{suffix}", gp,
+                                "Total loss, then the gradient of each param in PARAMS order.",
+                                g_results, parallel=bool(suffix))
+        src.line()
+        training.train_core(src, len(d.inputs), suffix)
+    if len(variants) == 1:
+        src.lines(["_loss_core_par = _loss_core", "_loss_and_grad_core_par = _loss_and_grad_core",
+                   "_train_core_par = _train_core", "", ""])
     src.lines(_ENTRY_POINTS.splitlines())
+    src.line()
+    src.line()
+    src.lines(training.TRAIN_ENTRY_POINTS.splitlines())
     return src.text()
 
 
 _ENTRY_POINTS = '''\
+def _pack(params):
+    return check_params(params, PARAMS), [()] * len(PARAMS)
+
+
+def _columns(data):
+    return check_data(data, INPUTS, REDUCTION)[0]
+
+
+def _unpack(theta, given):
+    return dict(zip(PARAMS, theta.tolist()))
+
+
+def _parallel(columns):
+    """Whether a batch spans several chunks (and so runs the parallel variant)."""
+    return bool(columns) and columns[0].shape[0] > CHUNK
+
+
+def _trainer(columns):
+    return _train_core_par if _parallel(columns) else _train_core
+
+
 def loss(params, data=None):
     """The total loss: params maps each name in PARAMS to a number; data maps each
     name in INPUTS to a 1-D float array (one value per sample)."""
     p = check_params(params, PARAMS)
     columns, _ = check_data(data, INPUTS, REDUCTION)
     out = np.empty(1)
-    _loss_core(p, *columns, out)
+    (_loss_core_par if _parallel(columns) else _loss_core)(p, *columns, out)
     return float(out[0])
 
 
@@ -101,12 +135,12 @@ def loss_and_grad(params, data=None):
     p = check_params(params, PARAMS)
     columns, _ = check_data(data, INPUTS, REDUCTION)
     out = np.empty(1 + len(PARAMS))
-    _loss_and_grad_core(p, *columns, out)
+    (_loss_and_grad_core_par if _parallel(columns) else _loss_and_grad_core)(p, *columns, out)
     return float(out[0]), dict(zip(PARAMS, out[1:].tolist()))'''
 
 
-def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write text to path through a temporary file and a rename: all or nothing.
+def write_atomic(path: str | os.PathLike, text: str | bytes) -> Path:
+    """Write text (or bytes) to path through a temporary file and a rename: all or nothing.
 
     On any failure the temporary file is removed and an existing file at `path`
     is left as it was.
@@ -125,7 +159,9 @@ def write_atomic(path: str | os.PathLike, text: str) -> Path:
     except OSError as exc:
         raise OutputPathError(f"cannot write {str(path)!r}: {_reason(exc)}") from None
     try:
-        with open(fd, "w", encoding="utf-8", closefd=True) as f:
+        binary = isinstance(text, bytes)
+        with open(fd, "wb" if binary else "w", encoding=None if binary else "utf-8",
+                  closefd=True) as f:
             f.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)

@@ -2,8 +2,10 @@
 
 The body computes every output of one sample (loss and all gradients) from
 local scalars, and sums them into per-chunk accumulators. Chunks have a fixed
-size, `prange` runs over chunks, and the chunk sums are added in order
-afterwards: race-free, and bitwise the same whatever the thread count.
+size, the parallel variant runs `prange` over chunks, and the chunk sums are
+added in order afterwards: race-free, and bitwise the same whatever the thread
+count, and the same as the serial variant, which callers use for batches of one
+chunk (a parallel region costs more than such a batch).
 Statements that read no input were hoisted by the schedule and run once.
 """
 
@@ -22,7 +24,7 @@ Term = tuple[int, str]   # (program output index, "sum" | "mean" | "once")
 
 
 def core_function(src: Source, name: str, program: Program, doc: str,
-                  results: list[list[Term]]) -> None:
+                  results: list[list[Term]], parallel: bool = False) -> None:
     """Emit `name(params, d0, ..., out)`; out[r] is the sum of the terms of results[r].
 
     A term reduces one program output over the batch ("sum" or "mean"), or adds
@@ -31,14 +33,15 @@ def core_function(src: Source, name: str, program: Program, doc: str,
     printer = ExprPrinter()
     data_args = [f"d{j}" for j in range(len(program.inputs))]
     batched = sorted({k for terms in results for k, how in terms if how != "once"})
-    src.line(JIT.format(", parallel=True" if program.inputs else ""))
+    parallel = parallel and bool(program.inputs)
+    src.line(JIT.format(", parallel=True" if parallel else ""))
     with src.block(f"def {name}({', '.join(['params', *data_args, 'out'])}):"):
         src.line(f'"""{doc}"""')
         for i in range(len(program.params)):
             src.line(f"p{i} = params[{i}]")
         src.lines(printer.statement(s) for s in program.prologue)
         if program.inputs:
-            _batch_loop(src, printer, program, data_args, batched)
+            _batch_loop(src, printer, program, data_args, batched, parallel)
         for r, terms in enumerate(results):
             parts = []
             for k, how in terms:
@@ -54,12 +57,12 @@ def core_function(src: Source, name: str, program: Program, doc: str,
 
 
 def _batch_loop(src: Source, printer: ExprPrinter, program: Program, data_args: list[str],
-                batched: list[int]) -> None:
+                batched: list[int], parallel: bool) -> None:
     width = len(batched)
     src.line(f"n = {data_args[0]}.shape[0]")
     src.line(f"n_chunks = (n + {CHUNK} - 1) // {CHUNK}")
     src.line(f"partial = np.zeros((n_chunks, {width}))")
-    with src.block("for c in numba.prange(n_chunks):"):
+    with src.block(f"for c in {'numba.prange' if parallel else 'range'}(n_chunks):"):
         for j in range(width):
             src.line(f"s{j} = 0.0")
         with src.block(f"for i in range(c * {CHUNK}, min(n, (c + 1) * {CHUNK})):"):

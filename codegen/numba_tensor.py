@@ -1,6 +1,8 @@
 """CPU layout of a matrix model's kernels: BLAS products, fused loops, row reductions.
 
-Emits one jitted core per entry point from a `TensorProgram`. Params arrive
+Emits one jitted core per entry point from a `TensorProgram`. Arrays between
+kernels have the module's DTYPE (float64, or float32 for BLAS's single
+precision); scalar arithmetic and accumulators stay in float64. Params arrive
 as one flat vector `theta` (sliced into views, no copies), data as 2-D arrays;
 the core writes the loss to out[0] and the flat gradient to out[1:], the
 layout the optimizers and the training loops share with scalar models.
@@ -97,7 +99,7 @@ def core_function(src: Source, name: str, tp: TensorProgram, doc: str,
 
 
 def _as_array(names: _Names, n: Node) -> str:
-    return names.ref(n) if n.shape else f"np.full((1, 1), {names.ref(n)})"
+    return names.ref(n) if n.shape else f"np.full((1, 1), {names.ref(n)}, DTYPE)"
 
 
 def _write_flat(src: Source, names: _Names, grads, param_shapes) -> None:
@@ -129,7 +131,7 @@ def _loop(src: Source, printer: ExprPrinter, names: _Names, loop: Loop) -> None:
     outputs = body.outputs
     for m, _ in loop.stores:
         if m.shape:
-            src.line(f"{names.ref(m)} = np.empty({shape_text(m.shape)})")
+            src.line(f"{names.ref(m)} = np.empty({shape_text(m.shape)}, DTYPE)")
     for r, _ in loop.accumulates:
         src.line(f"{names.ref(r)} = np.zeros({shape_text(r.shape)})" if r.shape
                  else f"{names.ref(r)} = 0.0")
@@ -185,7 +187,7 @@ def _row_logsumexp(src: Source, names: _Names, out: Node) -> None:
         src.line(f"{res} = m_ + np.log(acc_)")
         return
     index = "[r, c]"
-    src.line(f"{res} = np.empty({shape_text(out.shape)})")
+    src.line(f"{res} = np.empty({shape_text(out.shape)}, DTYPE)")
     with src.block(f"for {at[0]} in range({outer}):"):
         src.line("m_ = -np.inf")
         with src.block(f"for {at[1]} in range({inner}):"):

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+NOT_EMBEDDED = "# symgrad: not embedded"
+
+
+def embedded(module) -> list[str]:
+    """A support module's source as lines to paste into a generated module (minus the
+    lines marked NOT_EMBEDDED, e.g. imports from symgrad's own packages)."""
+    text = Path(module.__file__).read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if not line.endswith(NOT_EMBEDDED)]
 
 
 class Source:

@@ -9,16 +9,17 @@ from codegen.source import Source
 JIT = '@numba.njit(cache=True, error_model="numpy")'
 
 
-def train_core(src: Source, n_data: int) -> None:
+def train_core(src: Source, n_data: int, suffix: str = "") -> None:
+    """Emit `_train_core{suffix}`, which calls `_loss_and_grad_core{suffix}`."""
     data = "".join(f"d{j}, " for j in range(n_data))
     src.line(JIT)
-    with src.block(f"def _train_core(theta, {data}kind, hyper, state, first_step, steps, "
-                   f"history):"):
+    with src.block(f"def _train_core{suffix}(theta, {data}kind, hyper, state, first_step, "
+                   f"steps, history):"):
         src.line('"""steps optimizer updates of theta in place; history[s] = loss before '
                  'step s."""')
         src.line("out = np.empty(1 + theta.shape[0])")
         with src.block("for s in range(steps):"):
-            src.line(f"_loss_and_grad_core(theta, {data}out)")
+            src.line(f"_loss_and_grad_core{suffix}(theta, {data}out)")
             src.line("history[s] = out[0]")
             src.line("optimizer_step(kind, theta, out[1:], state, hyper, first_step + s)")
     src.line()
@@ -52,6 +53,7 @@ def train_step(params, data=None, optimizer=None, steps=1, state=None):
         raise ArgumentError("the optimizer state does not belong to this optimizer and model")
     history = np.empty(int(steps))
     buffers = state["buffers"].copy()
-    _train_core(theta, *columns, kind, hyper, buffers, state["step"], int(steps), history)
+    _trainer(columns)(theta, *columns, kind, hyper, buffers, state["step"], int(steps),
+                      history)
     new_state = {"kind": kind, "step": state["step"] + int(steps), "buffers": buffers}
     return _unpack(theta, given), history, new_state'''

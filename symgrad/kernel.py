@@ -112,8 +112,14 @@ def _sample_arguments(module):
     return params, (data or None)
 
 
-def compile(model: Model, method: str = "reverse", target: str = "cpu") -> Kernel:
-    """Differentiate `model` by `method` ("reverse" or "symbolic") and build its kernels."""
+def compile(model: Model, method: str = "reverse", target: str = "cpu",
+            dtype: str = "float64") -> Kernel:
+    """Differentiate `model` by `method` ("reverse" or "symbolic") and build its kernels.
+
+    `dtype` "float32" (matrix models) keeps params, data and the arrays between
+    kernels in single precision, so the products run as SGEMM; scalar arithmetic
+    inside the fused loops and all sums stay in float64.
+    """
     if not isinstance(model, Model):
         raise OptionError(f"compile() needs a symgrad.Model, got {type(model).__name__}")
     # Imported here: codegen imports symgrad.ir, so importing codegen first would
@@ -122,6 +128,11 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu") -> Kerne
 
     if target not in TARGETS:
         raise OptionError(f"target must be one of {TARGETS}, got {target!r}")
+    if dtype not in ("float64", "float32"):
+        raise OptionError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    if dtype != "float64" and not model.is_matrix:
+        raise OptionError("dtype='float32' is for matrix models; scalar models compute in "
+                          "float64 (their per-sample loops gain nothing from float32)")
     if model.is_matrix and method != "reverse":
         raise OptionError("method='symbolic' is not available for matrix models: SymPy's "
                           "matrix calculus fails on them (ShapeError, wrong results); use "
@@ -133,7 +144,7 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu") -> Kerne
         source = tensor_module.generate(
             derivation, version=symgrad.__version__, numba_version=numba.__version__,
             param_nodes=model.param_nodes, input_nodes=model.input_nodes,
-            prediction=model.predict_node, model_name=model.name)
+            prediction=model.predict_node, model_name=model.name, dtype=dtype)
     else:
         source = generate(derivation, version=symgrad.__version__,
                           numba_version=numba.__version__, model_name=model.name,

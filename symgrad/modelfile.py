@@ -10,6 +10,11 @@ from symgrad.model import Model
 
 
 def load_model(path: str | Path) -> Model:
+    return model_from(load_namespace(path), path)
+
+
+def load_namespace(path: str | Path) -> dict:
+    """Run the model file and return its globals."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file {str(path)!r} does not exist")
@@ -21,6 +26,12 @@ def load_model(path: str | Path) -> Model:
         detail = " ".join(str(exc).split())    # one line, for the CLI's one-line errors
         raise ModelFileError(f"model file {str(path)!r} failed to run: "
                              f"{type(exc).__name__}: {detail}") from exc
+    return namespace
+
+
+def model_from(namespace: dict, path: str | Path) -> Model:
+    """The file's module-level `model`, checked."""
+    path = Path(path)
     model = namespace.get("model")
     if model is None:
         raise ModelFileError(f"model file {str(path)!r} defines no module-level `model`; "

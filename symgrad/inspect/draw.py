@@ -111,7 +111,7 @@ def _draw_nodes(nx, ax, graph, pos, nodes: tuple[DrawnNode, ...]) -> None:
 
 
 def _annotate(ax, n: DrawnNode, x: float, y: float) -> None:
-    size = 10 if len(n.label) <= 6 else 8
+    size = 10 if max(map(len, n.label.splitlines())) <= 6 else 8
     gap = 30 if n.kind == "input" else 24      # diamonds reach higher than circles
     ax.text(x, y, n.label, ha="center", va="center", fontsize=size, weight="bold",
             zorder=5)

@@ -39,7 +39,7 @@ SYMBOLS: dict[Op, str] = {
     Op.HEAVISIDE: "H", Op.MAX: "max", Op.MIN: "min",
     Op.LT: "<", Op.LE: "≤", Op.GT: ">", Op.GE: "≥", Op.EQ: "=", Op.NE: "≠",
     Op.AND: "and", Op.OR: "or", Op.NOT: "not", Op.WHERE: "where",
-    Op.MATMUL: "@", Op.TRANSPOSE: "ᵀ", Op.BROADCAST: "bcast", Op.SUM: "Σ",
+    Op.MATMUL: "@", Op.TRANSPOSE: "T", Op.BROADCAST: "bcast", Op.SUM: "Σ",
     Op.LOGSUMEXP: "logsumexp",
 }
 # Which arg is which, for ops where the order matters (drawn on the edges).
@@ -219,10 +219,10 @@ def _nearest(root: Node, limit: int) -> set[Node]:
 
 
 def _leaf_label(s: Sweep, n: Node) -> str:
-    """A leaf's name, with its shape for a matrix (`W 4×3`)."""
+    """A leaf's name, with its shape below it for a matrix (`W`, `4×3`)."""
     if not n.shape:
         return s.name(n)
-    return f"{s.name(n)} {'×'.join(map(str, n.shape))}"
+    return f"{s.name(n)}\n{'×'.join(map(str, n.shape))}"
 
 
 def _label(n: Node) -> str:
@@ -248,7 +248,8 @@ def _short(v: float | bool, digits: int = 4) -> str:
 
 
 def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("\n", "<br/>")
 
 
 def _dot_string(text: str) -> str:
