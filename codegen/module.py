@@ -60,7 +60,7 @@ def generate(d: Derivation, *, version: str, numba_version: str, model_name: str
         f"{sizes['backward_ops']} backward ops after interning",
         f"# loss_and_grad: {gp.n_statements} statements "
         f"({len(gp.prologue)} once per call, {len(gp.body)} per sample)",
-        f'"""Loss and gradient kernels for a symgrad model (standalone: numpy, numba)."""',
+        '"""Loss and gradient kernels for a symgrad model (standalone: numpy, numba)."""',
         "",
         "import numba",
         "import numpy as np",

@@ -175,7 +175,7 @@ def _row_logsumexp(src: Source, names: _Names, out: Node) -> None:
     else:
         outer, inner, at = dim(cols), dim(rows), ("c", "r")
     if axis is None:
-        src.line(f"m_ = -np.inf")
+        src.line("m_ = -np.inf")
         with src.block(f"for i in range({dim(rows)}):"):
             with src.block(f"for j in range({dim(cols)}):"):
                 src.line(f"m_ = np.maximum(m_, {xs}[i, j])")

@@ -9,6 +9,7 @@ from symgrad import direct
 from symgrad.errors import OptionError
 from symgrad.ir import Node, count_ops, dump, graph_hash
 from symgrad.model import Model
+from symgrad.passes.stabilize import stabilize
 from symgrad.reverse import reverse_mode
 
 METHODS = ("reverse", "symbolic")
@@ -31,6 +32,7 @@ class Derivation:
     sample_grads: tuple[Node | None, ...]
     penalty_grads: tuple[Node | None, ...]
     seconds: float = field(default=0.0, compare=False)
+    rewrites: tuple[tuple[str, int], ...] = ()     # stability rewrites applied, with counts
 
     def roots(self, with_grads: bool = True) -> list[Node]:
         nodes = [self.sample_loss, self.penalty]
@@ -67,7 +69,7 @@ def derive(model: Model, method: str = "reverse") -> Derivation:
     if method not in METHODS:
         raise OptionError(f"method must be one of {METHODS}, got {method!r}")
     start = time.perf_counter()
-    sample_loss, penalty = model.forward
+    (sample_loss, penalty), fired = stabilize(model.forward)
     if method == "reverse":
         wrt = list(model.param_nodes)
         sample_grads = reverse_mode(sample_loss, wrt)
@@ -79,6 +81,10 @@ def derive(model: Model, method: str = "reverse") -> Derivation:
         penalty_grads = [None] * len(model.params) if penalty is None else \
             direct.lower_gradients(low, direct.symbolic_gradients(model.penalty,
                                                                   model.real_params))
+    grads, fired_after = stabilize([*sample_grads, *penalty_grads])
+    fired.update(fired_after)
+    k = len(sample_grads)
     return Derivation(method, model.param_names, model.input_names, model.reduction,
-                      sample_loss, penalty, tuple(sample_grads), tuple(penalty_grads),
-                      seconds=time.perf_counter() - start)
+                      sample_loss, penalty, tuple(grads[:k]), tuple(grads[k:]),
+                      seconds=time.perf_counter() - start,
+                      rewrites=tuple(sorted(fired.items())))

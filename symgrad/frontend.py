@@ -16,7 +16,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 
 from symgrad import functions as fn
 from symgrad.errors import ShapeMismatchError, UnsupportedFunctionError
-from symgrad.frontend_matrix import MATRIX_CHILDREN, MATRIX_LOWERINGS, dims, stable_log
+from symgrad.frontend_matrix import MATRIX_CHILDREN, MATRIX_LOWERINGS, dims
 from symgrad.ir import (
     Node,
     Op,
@@ -160,8 +160,6 @@ class Lowering:
         lowering = _LOWERINGS.get(type(e))
         if lowering is not None:
             return lowering(self, e, args)
-        if isinstance(e, sp.log) and len(args) == 1:
-            return stable_log(args[0])
         for cls, op in UNARY.items():
             if isinstance(e, cls) and len(args) == 1:
                 return make(op, args[0])

@@ -17,14 +17,11 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from symgrad.ir import (
     Node,
-    Op,
     add,
     broadcast_to,
     const,
-    make,
     matmul,
     mul,
-    neg,
     pow_,
     sub,
     sum_,
@@ -105,14 +102,12 @@ def _transpose(low, e: sp.Transpose, args: list[Node]) -> Node:
 
 
 def _apply(low, e: ElementwiseApplyFunction, args: list[Node]) -> Node:
-    function = e.function
-    if isinstance(function, sp.Lambda):
-        (var,), body = function.variables, function.expr
-    else:
-        var = sp.Dummy("d", real=True)
-        body = function(var)
+    # A fresh variable per application: one Lambda applied to two matrices must not
+    # find the first application's body in the memo (nor rebind a model symbol that
+    # happens to be the Lambda's variable).
+    var = sp.Dummy("d", real=True)
     low.memo[var] = args[0]
-    return low(body)
+    return low(e.function(var))
 
 
 def _constant_matrix(value: float) -> Callable:
@@ -136,9 +131,3 @@ MATRIX_CHILDREN: dict[type, Callable] = {
     sp.ZeroMatrix: lambda e: (),
 }
 
-
-def stable_log(x: Node) -> Node:
-    """log, with log(sum(exp(y), axis)) rewritten to the stable LOGSUMEXP(y, axis)."""
-    if x.op is Op.SUM and x.args[0].op is Op.EXP:
-        return make(Op.LOGSUMEXP, x.args[0].args[0], attr=x.attr)
-    return make(Op.LOG, x)

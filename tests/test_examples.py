@@ -16,7 +16,8 @@ import pytest
 import symgrad
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-NAMES = ["lecture_graph", "chain_rule", "polynomial_sin", "hinge_two_layer"]
+NAMES = ["lecture_graph", "chain_rule", "polynomial_sin", "hinge_two_layer", "linear_rmsprop",
+         "two_layer_net"]
 
 
 @functools.cache
@@ -182,3 +183,31 @@ def test_hinge_script(tmp_path):
     losses = [float(v) for v in re.findall(r"^step\s+\d+\s+loss (\S+)$", out, re.M)]
     assert len(losses) == 4
     assert all(later < earlier for earlier, later in zip(losses, losses[1:]))
+
+
+# ---- the module-based workloads (trajectories vs PyTorch: tests/test_torch_reference.py) ----
+
+def test_linear_rmsprop_loss_and_grad_match_numpy():
+    ex = example("linear_rmsprop")
+    params, batch = ex.params(), ex.data()
+    loss, grads = kernel("linear_rmsprop").loss_and_grad(params, batch)
+    w, b = params["0.weight"], params["0.bias"]
+    r = batch["X"] @ w.T[:, 0] + b[0] - batch["Y"]
+    assert np.isclose(loss, np.sum(r**2), rtol=1e-12)
+    assert np.allclose(grads["0.weight"], 2 * (r @ batch["X"])[None, :], rtol=1e-12)
+    assert np.allclose(grads["0.bias"], [2 * r.sum()], rtol=1e-12)
+
+
+def test_linear_rmsprop_script(tmp_path):
+    out = run_example("linear_rmsprop", tmp_path)
+    assert "plain updates, lr 1e-6" in out and "RMSprop, lr 1e-3" in out
+    finals = [float(m) for m in re.findall(r"^\s+1599 (\S+)$", out, flags=re.M)]
+    assert len(finals) == 2 and all(f < 20 for f in finals)
+    assert out.count("Result: y =") == 2
+
+
+def test_two_layer_net_script(tmp_path):
+    out = run_example("two_layer_net", tmp_path)
+    losses = [float(m) for m in re.findall(r"^\s*\d+ (\S+)$", out, flags=re.M)]
+    assert len(losses) == 10 and losses[-1] < 1e-3 * losses[0]
+    assert "us/step" in out

@@ -186,3 +186,15 @@ def test_matrix_model_formulas_use_matmul_and_transpose():
         g.steps({"W": 1.0})
     with pytest.raises(OptionError, match="does not support matrix models"):
         symgrad.grad(model, method="symbolic")
+
+
+@pytest.mark.skipif(not hasattr(Op, "MATMUL"), reason="no matrix ops in this IR")
+def test_structural_ops_convert_to_named_functions():
+    a, b = param("A", (2, 3)), param("B", (3, 2))
+    product = ir.matmul(a, b)
+    nodes = [product, ir.transpose(a), ir.sum_(product), ir.sum_(product, 1),
+             node(Op.LOGSUMEXP, product, attr=1), ir.broadcast_to(param("c"), (2, 2))]
+    assert [sp.sstr(e) for e in to_sympy(nodes, {})] == [
+        "matmul(A, B)", "transpose(A)", "sum(matmul(A, B))", "sum(matmul(A, B), 1)",
+        "logsumexp(matmul(A, B), 1)", "c"]
+    assert sp.latex(to_sympy([ir.transpose(a)], {})[0]) == "A^{T}"

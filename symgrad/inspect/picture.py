@@ -16,13 +16,12 @@ canvas, imported only when drawing).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from symgrad.errors import OptionError, OutputPathError
+from symgrad.errors import OptionError
 from symgrad.inspect.point import check_point
 from symgrad.inspect.sweep import Sweep, sweep
 from symgrad.ir import LEAVES, Node, Op
@@ -115,14 +114,11 @@ class GraphPicture:
 
     def save(self, path: str | os.PathLike, format: str | None = None) -> Path:
         """Write the picture atomically; the format comes from `format` or the extension."""
+        from codegen.module import write_atomic
+
         fmt = output_format(path, format)
-        if fmt == "dot":
-            from codegen.module import write_atomic
-            return write_atomic(path, self.dot())
-        if fmt == "svg":
-            from codegen.module import write_atomic
-            return write_atomic(path, self.svg())
-        return _write_bytes_atomic(path, self.png())
+        content = {"dot": self.dot, "svg": self.svg}.get(fmt, self.png)()
+        return write_atomic(path, content)
 
     def _render(self, fmt: str) -> bytes:
         from symgrad.inspect import draw
@@ -254,30 +250,3 @@ def _html(text: str) -> str:
 
 def _dot_string(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Binary counterpart of codegen.module.write_atomic: temp file, then rename."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if path.is_dir() or not directory.is_dir():
-        raise OutputPathError(f"cannot write {str(path)!r}: it is a directory or its "
-                              f"directory does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise OutputPathError(f"cannot write {str(path)!r}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise OutputPathError(f"cannot write {str(path)!r}: {exc.strerror}") from None
-        raise
-    return path
