@@ -47,7 +47,19 @@ def optimizer_spec(optimizer):
         if not math.isfinite(value) or value < 0.0:
             raise ArgumentError(f"{spec['name']} {key} must be finite and >= 0, got {value!r}")
         hyper[i] = value
+    _check_together(spec["name"], dict(zip(defaults, hyper)))
     return kind, hyper
+
+
+def _check_together(name, values):
+    """The remaining constraints torch.optim enforces (beta = 1 would divide by 0)."""
+    if name == "sgd" and values["nesterov"] != 0.0 and (
+            values["momentum"] <= 0.0 or values["dampening"] != 0.0):
+        raise ArgumentError(f"sgd nesterov needs momentum > 0 and dampening 0, got momentum "
+                            f"{values['momentum']!r}, dampening {values['dampening']!r}")
+    for key in ("beta1", "beta2") if name == "adam" else ():
+        if values[key] >= 1.0:
+            raise ArgumentError(f"adam {key} must be < 1, got {values[key]!r}")
 
 
 @numba.njit(cache=True)

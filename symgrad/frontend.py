@@ -138,6 +138,10 @@ class Lowering:
             return values + tuple(c for _, c in e.args if c not in (sp.true, sp.false))
         if isinstance(e, sp.Heaviside):
             return e.args[:1]
+        if isinstance(e, sp.ITE):
+            # SymPy folds nested Piecewise conditions into ITE(c, t, f), whose
+            # branches may be boolean constants; its And/Or form has none.
+            return (e.to_nnf(),)
         if isinstance(e, (sp.Symbol, sp.Number, sp.NumberSymbol)) or e.is_Atom:
             return ()
         if isinstance(e, sp.DiracDelta) and self.zero_deltas:
@@ -247,6 +251,10 @@ def _not(low: Lowering, e: sp.Not, args: list[Node]) -> Node:
     return node(Op.NOT, args[0])
 
 
+def _ite(low: Lowering, e: sp.ITE, args: list[Node]) -> Node:
+    return args[0]      # the lowered And/Or form (see Lowering._children)
+
+
 def _shape_of(sym: sp.Basic) -> tuple:
     return dims(sym.shape) if isinstance(sym, sp.MatrixSymbol) else ()
 
@@ -254,7 +262,7 @@ def _shape_of(sym: sp.Basic) -> tuple:
 _LOWERINGS: dict[type, Callable] = {
     **MATRIX_LOWERINGS,
     sp.Add: _add, sp.Mul: _mul, sp.Pow: _pow, sp.Heaviside: _heaviside,
-    sp.Piecewise: _piecewise, sp.Not: _not,
+    sp.Piecewise: _piecewise, sp.Not: _not, sp.ITE: _ite,
     **{cls: _chain(op) for cls, op in BINARY_CHAIN.items()},
     **{cls: _comparison(op) for cls, op in COMPARISON.items()},
 }

@@ -1,0 +1,532 @@
+"""Benchmark: symgrad's training loops against PyTorch eager, JAX and hand-written NumPy.
+
+    python benchmarks/peers.py [--threads 1,2] [--workloads a,b,c,d] [--json out.json]
+    python benchmarks/peers.py --quick            # tiny sizes, a CI smoke run
+
+Workloads (benchmarks/peer_impls.py): (a) the cubic fit by gradient descent,
+(b) Linear(3,1) + Flatten with RMSprop, (c) the 1000-100-10 ReLU net with SGD,
+(d) a 784-256-256-10 tanh MLP with softmax cross-entropy and SGD. Each thread
+count runs in its own child process, with the thread variables set before
+numpy, numba, torch or jax are imported, and a fresh kernel cache, so that
+symgrad's compile is cold; a second child then compiles again from Numba's
+cache (warm), and a third measures peak memory of training (c). Peers that are
+not installed are skipped with a note. The table goes to stdout, progress to
+stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import peer_impls  # noqa: E402
+
+PEERS = ("pytorch", "jax", "numpy")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+CHILD_TIMEOUT_S = 3600
+LOSS_TOLERANCE = 1e-6     # relative final-loss difference flagged in the table
+
+NOTES = [
+    "us/step: wall-clock time of the whole training loop divided by its steps, median over "
+    "the repeats (contenders interleaved within each repeat); cpu: the same in this "
+    "process's CPU time. Each contender ran once before timing (JIT compiles, caches).",
+    "peer/symgrad: the peer's us/step over symgrad's; above 1 means symgrad is faster.",
+    "final loss: the loss of the last step, before its update (Kernel.train's history[-1]); "
+    "rel diff: |peer - symgrad| / |symgrad|, from the same initial params and data.",
+    "PyTorch eager: loss.backward() and torch.optim (SGD, RMSprop) each step. JAX: jax.jit "
+    "of lax.fori_loop over value_and_grad and the update (hand-written, same formulas as "
+    "torch). NumPy: hand-written gradients, in-place updates, BLAS for products.",
+    "compile: symgrad's model -> kernels in a child process with an empty kernel cache "
+    "(cold) and again in a new process with the same cache (warm, Numba cache hit): "
+    "derive + emit + import, then the JIT of loss, loss_and_grad and train (a 1-step call). "
+    "model: building the SymPy model and lowering it, not part of the compile.",
+    "threads: OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS, torch.set_num_threads and XLA_FLAGS "
+    "(xla_cpu_multi_thread_eigen, intra_op_parallelism_threads) set before any import, "
+    "one child process per thread count; processes are not pinned to cores.",
+]
+
+
+# ------------------------------------------------------------ child side
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def compile_symgrad(s: dict) -> tuple[object, dict, dict, dict]:
+    """(kernel, init, data, timings): build, compile and JIT every entry point used."""
+    import symgrad
+    from symgrad import optim
+
+    start = time.perf_counter()
+    model, net = peer_impls.build_model(s)
+    model_s = time.perf_counter() - start
+    start = time.perf_counter()
+    kernel = symgrad.compile(model)
+    compile_s = time.perf_counter() - start
+    jit = kernel.warmup()
+    init, data = peer_impls.make_init(s, net), peer_impls.make_data(s)
+    train_jit = None
+    if getattr(kernel.module, "train", None) is not None:
+        start = time.perf_counter()
+        optimizer = optim.SGD(lr=0.0) if s["optimizer"] == "sgd" else optim.RMSprop(lr=0.0)
+        kernel.train(init, data, optimizer, 1)
+        train_jit = time.perf_counter() - start
+    timings = {"model_s": model_s, "derive_s": kernel.timings["derive"],
+               "emit_s": kernel.timings["emit"],
+               "import_s": compile_s - kernel.timings["derive"] - kernel.timings["emit"],
+               "jit_loss_s": jit["jit_loss"], "jit_loss_and_grad_s": jit["jit_loss_and_grad"],
+               "jit_train_s": train_jit}
+    timings["total_s"] = sum(v for k, v in timings.items() if k != "model_s" and v)
+    timings["source_lines"] = len(kernel.source.splitlines())
+    return kernel, init, data, timings
+
+
+def _time_runs(runners: dict, steps: int, repeats: int) -> dict:
+    """Interleaved repeats of every runner; {name: {runs_s, cpu_s, final_loss}}."""
+    out = {name: {"runs_s": [], "cpu_s": [], "final_loss": None} for name in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            gc.collect()
+            start, cpu = time.perf_counter(), time.process_time()
+            loss = run()
+            out[name]["runs_s"].append(time.perf_counter() - start)
+            out[name]["cpu_s"].append(time.process_time() - cpu)
+            out[name]["final_loss"] = loss
+    for rec in out.values():
+        rec["us_per_step"] = statistics.median(rec["runs_s"]) / steps * 1e6
+        rec["cpu_us_per_step"] = statistics.median(rec["cpu_s"]) / steps * 1e6
+    return out
+
+
+def _peer_status(peer: str) -> str | None:
+    """None when the peer can run here, else why not."""
+    module = peer_impls.PEER_MODULES[peer]
+    if importlib.util.find_spec(module) is None:
+        return "not installed"
+    try:
+        imported = __import__(module)
+    except Exception as exc:  # a broken install: report, do not fail the benchmark
+        return f"import failed: {type(exc).__name__}: {exc}"[:200]
+    if peer == "pytorch":
+        threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
+        imported.set_num_threads(threads)
+        try:
+            imported.set_num_interop_threads(1)
+        except RuntimeError:
+            pass
+    return None
+
+
+def child_measure(job: dict) -> dict:
+    """Every contender's training; symgrad's kernels load from the (warm) kernel cache."""
+    specs = {k: peer_impls.spec(k, job["quick"]) for k in job["workloads"]}
+    workloads, kernels = {}, {}
+    for key, s in specs.items():
+        kernel, init, data, _ = compile_symgrad(s)
+        kernels[key] = (kernel, init, data)
+        workloads[key] = {"spec": s, "impls": {}}
+    status = {peer: _peer_status(peer) for peer in job["peers"]}
+    for key, s in specs.items():
+        kernel, init, data = kernels[key]
+        runners, impls = {}, workloads[key]["impls"]
+        run, how = peer_impls.symgrad_trainer(kernel, s, init, data)
+        runners["symgrad"] = run
+        impls["symgrad"] = {"status": "ok", "note": how}
+        for peer in job["peers"]:
+            if status[peer] is not None:
+                impls[peer] = {"status": status[peer]}
+                continue
+            try:
+                runners[peer] = peer_impls.TRAINERS[peer](s, init, data)
+                impls[peer] = {"status": "ok"}
+            except Exception as exc:
+                impls[peer] = {"status": f"failed: {type(exc).__name__}: {exc}"[:300]}
+        for name, run in list(runners.items()):
+            start = time.perf_counter()
+            try:
+                run()
+            except Exception as exc:
+                if name == "symgrad":
+                    raise
+                impls[name] = {"status": f"failed: {type(exc).__name__}: {exc}"[:300]}
+                del runners[name]
+                continue
+            impls[name]["first_call_s"] = time.perf_counter() - start
+        for name, rec in _time_runs(runners, s["steps"], job["repeats"]).items():
+            impls[name].update(rec)
+        ref = impls["symgrad"]
+        for name, rec in impls.items():
+            if rec.get("us_per_step") is not None:
+                rec["ratio"] = rec["us_per_step"] / ref["us_per_step"]
+                rec["rel_loss_diff"] = (abs(rec["final_loss"] - ref["final_loss"])
+                                        / max(abs(ref["final_loss"]), 1e-300))
+    return {"workloads": workloads, "versions": _versions(job["peers"], status)}
+
+
+def child_compile(job: dict) -> dict:
+    """One workload's compile in this fresh process: cold or warm, as the cache is."""
+    return compile_symgrad(peer_impls.spec(job["workload"], job["quick"]))[3]
+
+
+def child_memory(job: dict) -> dict:
+    """Peak RSS of training (c) above the RSS before its params and data exist.
+
+    Runs with MALLOC_MMAP_THRESHOLD_ fixed at 64 KiB, so large arrays are mapped
+    on allocation and unmapped on free, and resident memory follows live arrays;
+    the peak is VmHWM after resetting it through /proc/self/clear_refs. Numba's
+    arrays come from malloc too (tracemalloc would miss them).
+    """
+    s = peer_impls.spec(job["memory_workload"], job["quick"])
+    kernel, init, data, _ = compile_symgrad(s)
+    contenders = {"symgrad": lambda i, d: peer_impls.symgrad_trainer(kernel, s, i, d)[0],
+                  "numpy": lambda i, d: peer_impls.numpy_trainer(s, i, d)}
+    del init, data
+    must = peer_impls.arrays_to_hold(s)
+    out = {"workload": s["key"], "method": "VmHWM - VmRSS (KiB), MALLOC_MMAP_THRESHOLD_=65536",
+           "arrays_to_hold_bytes": must, "impls": {}}
+    for name, make in contenders.items():
+        gc.collect()
+        before = _rss_kib("VmRSS")
+        net = peer_impls.build_net(s)
+        init, data = peer_impls.make_init(s, net), peer_impls.make_data(s)
+        trainer = make(init, data)
+        if not _reset_peak_rss():
+            return {**out, "status": "cannot reset the peak RSS (/proc/self/clear_refs)"}
+        trainer()
+        peak = _rss_kib("VmHWM")
+        out["impls"][name] = {"peak_bytes": (peak - before) * 1024,
+                              "ratio": (peak - before) * 1024 / sum(must.values())}
+        del init, data, trainer
+    out["status"] = "ok"
+    return out
+
+
+def _versions(peers, status) -> dict:
+    import numba
+    import numpy
+    import sympy
+
+    import symgrad
+
+    out = {"python": platform.python_version(), "numpy": numpy.__version__,
+           "numba": numba.__version__, "sympy": sympy.__version__,
+           "symgrad": symgrad.__version__}
+    for peer in peers:
+        if status.get(peer) is None:
+            out[peer] = sys.modules[peer_impls.PEER_MODULES[peer]].__version__
+    return out
+
+
+CHILDREN = {"measure": child_measure, "compile": child_compile, "memory": child_memory}
+
+
+def child_main(job: dict) -> int:
+    # The result goes to the real stdout; anything printed on the way (Numba, JAX) to stderr.
+    result_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    result = CHILDREN[job["mode"]](job)
+    result_out.write(json.dumps(result) + "\n")
+    result_out.flush()
+    return 0
+
+
+# ------------------------------------------------------------ parent side
+
+
+def thread_env(threads: int, cache_dir: str, extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    for var in THREAD_VARS:
+        env[var] = str(threads)
+    env["XLA_FLAGS"] = (f"--xla_cpu_multi_thread_eigen={'false' if threads == 1 else 'true'}"
+                        f" intra_op_parallelism_threads={threads}")
+    env["JAX_PLATFORMS"] = "cpu"
+    env["SYMGRAD_CACHE_DIR"] = cache_dir
+    env.pop("NUMBA_CACHE_DIR", None)    # Numba's cache then lives beside the kernel module
+    env.update(extra or {})
+    return env
+
+
+def run_child(job: dict, env: dict) -> dict:
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child",
+                           json.dumps(job)], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=CHILD_TIMEOUT_S)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"child {job['mode']} failed (exit {proc.returncode}):\n{tail}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_benchmark(args) -> dict:
+    load_start = os.getloadavg()
+    started = time.time()
+    job = {"quick": args.quick, "workloads": args.workloads, "peers": args.peers,
+           "repeats": args.repeats}
+    first = args.threads[0]
+    cache = tempfile.mkdtemp(prefix="symgrad-peers-")
+    compiles, runs, memory = {}, [], None
+    try:
+        for key in args.workloads:
+            log(f"[compile {key}] cold, then warm, one new process each ...")
+            compile_job = {**job, "mode": "compile", "workload": key}
+            compiles[key] = {"cold": run_child(compile_job, thread_env(first, cache)),
+                             "warm": run_child(compile_job, thread_env(first, cache))}
+        for t in args.threads:
+            log(f"[threads {t}] training ...")
+            runs.append({"threads": t, **run_child({**job, "mode": "measure"},
+                                                   thread_env(t, cache))})
+        if args.memory in args.workloads:
+            log(f"[threads {first}] peak memory of training ({args.memory}) ...")
+            memory = run_child({**job, "mode": "memory", "memory_workload": args.memory},
+                               thread_env(first, cache, {"MALLOC_MMAP_THRESHOLD_": "65536"}))
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    meta = {"quick": args.quick, "threads": args.threads, "repeats": args.repeats,
+            "workloads": args.workloads, "peers": args.peers, "cpus": os.cpu_count(),
+            "load_average_start": list(load_start), "load_average_end": list(os.getloadavg()),
+            "wall_s": time.time() - started, "machine": platform.machine(),
+            "versions": runs[0]["versions"] if runs else {}, "notes": NOTES}
+    result = {"meta": meta, "compile": compiles, "runs": runs, "memory": memory}
+    result["targets"] = targets(result)
+    return result
+
+
+# ------------------------------------------------------------ targets and table
+
+
+def _ratio(run: dict, key: str, peer: str) -> float | None:
+    w = run["workloads"].get(key)
+    return None if w is None else w["impls"].get(peer, {}).get("ratio")
+
+
+def targets(result: dict) -> list[dict]:
+    """The goals (one thread, float64), each with its measured value and verdict."""
+    run = next((r for r in result["runs"] if r["threads"] == 1), None)
+    if run is None:
+        return []
+    rows = []
+
+    def add(text, value, ok, unit="x"):
+        shown = "-" if value is None else f"{value:.3g}{unit}"
+        verdict = "n/a" if value is None else "met" if ok(value) else "MISSED"
+        rows.append({"target": text, "measured": value, "shown": shown, "verdict": verdict})
+
+    for key in ("a", "b"):
+        if key in run["workloads"]:
+            add(f"({key}) >= 30x faster than PyTorch eager", _ratio(run, key, "pytorch"),
+                lambda v: v >= 30)
+            add(f"({key}) >= 2x faster than JAX jit", _ratio(run, key, "jax"), lambda v: v >= 2)
+    for key in ("c", "d"):
+        if key in run["workloads"]:
+            add(f"({key}) at least as fast as NumPy by hand", _ratio(run, key, "numpy"),
+                lambda v: v >= 1)
+            add(f"({key}) faster than PyTorch eager", _ratio(run, key, "pytorch"),
+                lambda v: v > 1)
+    if "c" in result["compile"]:
+        c = result["compile"]["c"]
+        add("(c) derive+emit+JIT cold < 5 s", c["cold"]["total_s"], lambda v: v < 5, " s")
+        add("(c) derive+emit+JIT warm < 0.5 s", c["warm"]["total_s"], lambda v: v < 0.5, " s")
+    memory = result.get("memory") or {}
+    if memory.get("status") == "ok":
+        add(f"({memory['workload']}) peak training memory <= 2x the arrays it must hold",
+            memory["impls"]["symgrad"]["ratio"], lambda v: v <= 2)
+    return rows
+
+
+def _fmt(value, digits=3) -> str:
+    if value is None:
+        return "-"
+    if value == 0 or 1e-3 <= abs(value) < 1e5:
+        return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return f"{value:.2e}"
+
+
+TRAIN_COLUMNS = [("workload", 30), ("thr", 3), ("contender", 13), ("us/step", 9),
+                 ("cpu us", 9), ("peer/symgrad", 12), ("final loss", 12), ("rel diff", 9)]
+COMPILE_COLUMNS = [("workload", 30), ("", 0), ("lines", 6), ("model s", 8), ("derive s", 8),
+                   ("emit s", 7), ("import s", 8), ("jit s", 7), ("cold s", 7), ("warm s", 7)]
+
+
+def _row(cells, columns) -> str:
+    return " ".join(f"{c:<{w}}" if i < 3 else f"{c:>{w}}"
+                    for i, (c, (_, w)) in enumerate(zip(cells, columns))).rstrip()
+
+
+def _header(columns) -> list[str]:
+    line = _row([h for h, _ in columns], columns)
+    return [line, "-" * len(line)]
+
+
+def compile_lines(result: dict) -> list[str]:
+    lines = _header(COMPILE_COLUMNS)
+    for key, both in result["compile"].items():
+        c, warm = both["cold"], both["warm"]
+        jit = sum(c[k] or 0.0 for k in ("jit_loss_s", "jit_loss_and_grad_s", "jit_train_s"))
+        lines.append(_row([peer_impls.WORKLOADS[key][0], "", str(c["source_lines"]),
+                           _fmt(c["model_s"]), _fmt(c["derive_s"]), _fmt(c["emit_s"]),
+                           _fmt(c["import_s"]), _fmt(jit), _fmt(c["total_s"]),
+                           _fmt(warm["total_s"])], COMPILE_COLUMNS))
+    return lines
+
+
+def memory_lines(memory: dict | None) -> list[str]:
+    if not memory:
+        return []
+    if memory["status"] != "ok":
+        return [f"memory: {memory['status']}", ""]
+    must = memory["arrays_to_hold_bytes"]
+    parts = ", ".join(f"{k} {v / 1024:.0f}" for k, v in must.items() if v)
+    lines = [f"peak memory of training ({memory['workload']}), {memory['method']}:",
+             f"  arrays it must hold: {sum(must.values()) / 1024:.0f} KiB ({parts})"]
+    for name, rec in memory["impls"].items():
+        lines.append(f"  {peer_impls.PEER_LABELS[name]}: peak {rec['peak_bytes'] / 1024:.0f}"
+                     f" KiB = {rec['ratio']:.2f}x")
+    return lines + [""]
+
+
+def table(result: dict) -> str:
+    meta = result["meta"]
+    lines = [f"symgrad vs peers: training loops, float64, median of {meta['repeats']} repeats"
+             f"{' (QUICK: tiny sizes)' if meta['quick'] else ''}", ""]
+    lines += _header(TRAIN_COLUMNS)
+    notes: list[str] = []
+    for run in result["runs"]:
+        for key, w in run["workloads"].items():
+            first = True
+            for name in ("symgrad", *meta["peers"]):
+                rec = w["impls"].get(name)
+                if rec is None:
+                    continue
+                label = peer_impls.PEER_LABELS[name]
+                head = [w["spec"]["title"] if first else "", str(run["threads"]) if first
+                        else "", label]
+                first = False
+                if rec["status"] != "ok":
+                    lines.append(_row(head + [rec["status"][:60]], TRAIN_COLUMNS))
+                    if len(rec["status"]) > 60:
+                        notes.append(f"{w['spec']['title']}, {label}: {rec['status']}")
+                    continue
+                diff = rec["rel_loss_diff"]
+                diff_text = "ref" if name == "symgrad" else (
+                    f"{diff:.1e}" + ("!" if diff > LOSS_TOLERANCE else ""))
+                lines.append(_row(head + [_fmt(rec["us_per_step"]), _fmt(rec["cpu_us_per_step"]),
+                                          "1" if name == "symgrad" else f"{rec['ratio']:.2f}",
+                                          f"{rec['final_loss']:.6g}", diff_text], TRAIN_COLUMNS))
+                if name == "symgrad" and rec.get("note", "kernel.train") != "kernel.train":
+                    notes.append(f"{w['spec']['title']}: symgrad timed as a {rec['note']}")
+        lines.append("")
+    lines += compile_lines(result) + [""] + memory_lines(result.get("memory"))
+    if result["targets"]:
+        lines.append("targets (1 thread, float64):")
+        for t in result["targets"]:
+            lines.append(f"  {t['target']:<58} {t['shown']:>10}  {t['verdict']}")
+        lines.append("")
+    versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+    lines.append(f"versions: {versions}")
+    lines.append(f"machine: {meta['cpus']} CPUs, shared; 1-minute load average "
+                 f"{meta['load_average_start'][0]:.2f} at the start, "
+                 f"{meta['load_average_end'][0]:.2f} at the end; {meta['wall_s']:.0f} s in all")
+    for note in notes + meta["notes"]:
+        lines += textwrap.wrap(note, width=100, initial_indent="note: ", subsequent_indent="  ")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------ command line
+
+
+def _list(choices):
+    def parse(text: str) -> list[str]:
+        items = [] if text.strip() in ("", "none") else [t.strip() for t in text.split(",")]
+        bad = [t for t in items if t not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(f"unknown {bad}; choose from {list(choices)}")
+        return items
+    return parse
+
+
+def _threads(text: str) -> list[int]:
+    try:
+        values = [int(t) for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"threads must be integers like 1,2, got {text!r}")
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("threads must be >= 1")
+    return values
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and steps (CI)")
+    parser.add_argument("--threads", type=_threads, default=None,
+                        help="thread counts, one child process each (default 1,2; quick: 1)")
+    parser.add_argument("--workloads", type=_list(tuple(peer_impls.WORKLOADS)),
+                        default=list(peer_impls.WORKLOADS))
+    parser.add_argument("--peers", type=_list(PEERS), default=list(PEERS),
+                        help="comma-separated peers or 'none'")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed repeats of each training loop (default 5; quick: 2)")
+    parser.add_argument("--memory", default="c", choices=("b", "c", "d", "none"),
+                        help="workload whose peak training memory is measured")
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--text", help="also write the table here")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.threads is None:
+        args.threads = [1] if args.quick else [1, 2]
+    if args.repeats is None:
+        args.repeats = 2 if args.quick else 5
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.child:
+        return child_main(json.loads(args.child))
+    result = run_benchmark(args)
+    text = table(result)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    if args.text:
+        Path(args.text).write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
