@@ -47,7 +47,7 @@ def optimizer_spec(optimizer):
         if not math.isfinite(value) or value < 0.0:
             raise ArgumentError(f"{spec['name']} {key} must be finite and >= 0, got {value!r}")
         hyper[i] = value
-    _check_together(spec["name"], dict(zip(defaults, hyper)))
+    _check_together(spec["name"], dict(zip(defaults, map(float, hyper))))
     return kind, hyper
 
 

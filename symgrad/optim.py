@@ -9,9 +9,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from codegen.optimizers import optimizer_spec
+
+
+class _Checked:
+    """Hyper-parameters are checked when the optimizer is made, not first at train()."""
+
+    def __post_init__(self):
+        optimizer_spec(self.spec())
+
 
 @dataclass(frozen=True)
-class SGD:
+class SGD(_Checked):
     lr: float
     momentum: float = 0.0
     dampening: float = 0.0
@@ -23,7 +32,7 @@ class SGD:
 
 
 @dataclass(frozen=True)
-class RMSprop:
+class RMSprop(_Checked):
     lr: float = 0.01
     alpha: float = 0.99
     eps: float = 1e-8
@@ -34,7 +43,7 @@ class RMSprop:
 
 
 @dataclass(frozen=True)
-class Adam:
+class Adam(_Checked):
     lr: float = 0.001
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8

@@ -121,16 +121,55 @@ def tensor_schedule(outputs: Sequence[Node], params: Sequence[Node], inputs: Seq
             else:
                 new_kernel(Loop(n.shape, members=[n]), n)
 
-    used_outside: set[Node] = set(outputs)
-    for n in order:
-        for a in n.args:
-            if kernel_of.get(a) != kernel_of.get(n) or n.op not in _FUSED_USE:
-                used_outside.add(a)
+    _sink(order, outputs, kernels, kernel_of)
+    used_outside = _used_outside(order, outputs, kernel_of)
+    kernels = [k for k in kernels if not isinstance(k, Loop) or k.members or k.reductions]
     for k, kernel in enumerate(kernels):
         if isinstance(kernel, Loop):
             _finish(kernel, used_outside)
     arrays = {n for n in order if n in used_outside and n.op is not Op.CONST}
     return TensorProgram(tuple(params), tuple(inputs), kernels, tuple(outputs), arrays)
+
+
+def _used_outside(order, outputs, kernel_of) -> set[Node]:
+    """Nodes read by another kernel (or returned): those are stored in arrays."""
+    used: set[Node] = set(outputs)
+    for n in order:
+        for a in n.args:
+            if kernel_of.get(a) != kernel_of.get(n) or n.op not in _FUSED_USE:
+                used.add(a)
+    return used
+
+
+def _sink(order, outputs, kernels, kernel_of) -> None:
+    """Move a loop member into the one later loop that reads it, when everything it reads
+    is stored anyway: recomputing it there is cheaper than storing and loading it (the
+    backward pass's relu mask `out > 0` is recomputed from the stored `out`)."""
+    readers: dict[Node, set[int]] = {n: set() for n in order}
+    for n in order:
+        for a in n.args:
+            readers[a].add(kernel_of.get(n, -1))
+    stored = _used_outside(order, outputs, kernel_of)
+    for n in reversed(order):
+        k = kernel_of.get(n)
+        if k is None or n in outputs or not isinstance(kernels[k], Loop) \
+                or n not in kernels[k].members or len(readers[n]) != 1:
+            continue
+        (target,) = readers[n]
+        loop = kernels[target] if target > k else None
+        if not isinstance(loop, Loop) or loop.shape != n.shape:
+            continue
+        if all(a.op is Op.CONST or a not in kernel_of or
+               (a in stored and readers[a] - {k} != set()) for a in n.args):
+            kernels[k].members.remove(n)
+            members = loop.members
+            position = next((i for i, m in enumerate(members) if n in m.args), len(members))
+            members.insert(position, n)
+            kernel_of[n] = target
+            stored.discard(n)
+            for a in n.args:
+                readers[a].discard(k)
+                readers[a].add(target)
 
 
 # Uses that read a same-loop value as a local scalar (a SUM reads its input there too).

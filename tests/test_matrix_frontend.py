@@ -233,3 +233,18 @@ def test_dims_must_be_integers_or_one_size_symbol():
     Y = sp.MatrixSymbol("Y", m, 3)
     with pytest.raises(symgrad.InvalidModelError, match="several symbolic sizes"):
         symgrad.Model(M.total(X) + M.total(Y), params=[], inputs=[X, Y])
+
+
+S = sp.MatrixSymbol("S", 3, 3)
+
+
+@pytest.mark.parametrize("name, loss", [
+    ("MatPow", M.total(X * S ** 2)),
+    ("Inverse", M.total(X * S.I)),
+    ("Trace", sp.Trace(S.T * S)),
+    ("Determinant", sp.Determinant(S)),
+    ("MatrixElement", S[0, 1] * S[1, 0]),
+])
+def test_unsupported_matrix_constructs_are_named(name, loss):
+    with pytest.raises(symgrad.UnsupportedFunctionError, match=name):
+        symgrad.Model(loss, params=[S], inputs=[X])

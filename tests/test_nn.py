@@ -162,7 +162,7 @@ def _rel(a, b):
 
 
 def test_torch_state_dict_names_and_shapes_fit(torch_pair):
-    _, tnet, net, kernel = torch_pair
+    _, tnet, net, _ = torch_pair
     state = {k: v.detach().numpy() for k, v in tnet.state_dict().items()}
     assert list(state) == [p.name for p in net.params]
     init = net.init(0)
@@ -170,7 +170,7 @@ def test_torch_state_dict_names_and_shapes_fit(torch_pair):
 
 
 def test_torch_weights_give_torch_loss_and_gradients(torch_pair):
-    torch, tnet, net, kernel = torch_pair
+    torch, tnet, _, kernel = torch_pair
     params = {k: v.detach().numpy().copy() for k, v in tnet.state_dict().items()}
     data = _data(3, batch=9)
     tnet.zero_grad()

@@ -63,24 +63,24 @@ def docs_updates(config, params, steps):
     for t in range(1, steps + 1):
         loss, grads = numpy_loss_and_grad(p)
         history.append(loss)
-        for k in p:
-            g = grads[k] + config.weight_decay * p[k]
+        for k, value in p.items():
+            g = grads[k] + config.weight_decay * value
             if isinstance(config, optim.SGD):
                 if config.momentum != 0:
                     buf[k] = g if t == 1 else \
                         config.momentum * buf[k] + (1 - config.dampening) * g
                     g = g + config.momentum * buf[k] if config.nesterov else buf[k]
-                p[k] = p[k] - config.lr * g
+                p[k] = value - config.lr * g
             elif isinstance(config, optim.RMSprop):
                 second[k] = config.alpha * second[k] + (1 - config.alpha) * g * g
-                p[k] = p[k] - config.lr * g / (np.sqrt(second[k]) + config.eps)
+                p[k] = value - config.lr * g / (np.sqrt(second[k]) + config.eps)
             else:
                 beta1, beta2 = config.betas
                 buf[k] = beta1 * buf[k] + (1 - beta1) * g
                 second[k] = beta2 * second[k] + (1 - beta2) * g * g
                 m_hat = buf[k] / (1 - beta1 ** t)
                 v_hat = second[k] / (1 - beta2 ** t)
-                p[k] = p[k] - config.lr * m_hat / (np.sqrt(v_hat) + config.eps)
+                p[k] = value - config.lr * m_hat / (np.sqrt(v_hat) + config.eps)
         trajectory.append({k: v.copy() for k, v in p.items()})
     return trajectory, history
 

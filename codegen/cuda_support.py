@@ -1,0 +1,230 @@
+"""Support code for generated CUDA modules: device math, device-array checks, the
+workspace cache, deterministic reduction passes and the optimizer kernels.
+
+Embedded verbatim in every generated CUDA module (after `codegen/runtime.py` and
+`codegen/optimizers.py`, whose errors and `optimizer_spec` it uses), and importable
+on its own for tests. The module defines BLOCK and MAX_BLOCKS before this code;
+kernels read them as compile-time constants.
+
+Device math: Numba's CUDA target types `math.exp`, `math.sqrt`, ... (libdevice) but
+not `np.exp` or `np.sqrt`, while the simulator runs kernels as plain Python, where
+`math.log(0.0)` raises instead of giving -inf. So kernels call `_exp`, `_sqrt`, ...:
+libdevice on a GPU, NumPy's IEEE ufuncs in the simulator.
+"""
+
+import math
+import os
+
+import numba
+import numpy as np
+from numba import cuda
+
+from codegen.runtime import DTypeError, ShapeError  # symgrad: not embedded
+BLOCK, MAX_BLOCKS = 256, 1024  # symgrad: not embedded
+
+SIMULATOR = bool(getattr(numba.config, "ENABLE_CUDASIM", 0)) or \
+    os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+if SIMULATOR:
+    _exp, _expm1, _log1p, _sqrt, _pow = np.exp, np.expm1, np.log1p, np.sqrt, np.power
+else:
+    _exp, _expm1, _log1p, _sqrt, _pow = math.exp, math.expm1, math.log1p, math.sqrt, math.pow
+
+
+def is_device_array(value):
+    """A Numba device array (or the simulator's), or any CUDA array interface object
+    (CuPy, PyTorch)."""
+    return bool(getattr(value, "__cuda_ndarray__", False)) or \
+        hasattr(value, "__cuda_array_interface__")
+
+
+def as_device(value):
+    """A Numba device array viewing `value`'s memory (no copy)."""
+    if getattr(value, "__cuda_ndarray__", False):
+        return value
+    return cuda.as_cuda_array(value)
+
+
+def stand_in(kind, name, value, dtype):
+    """A host array of `value`'s shape and dtype, for the host-side checks (which see
+    only names, shapes and dtypes); np.empty touches no memory. A device array must
+    already have the kernels' dtype and be C-contiguous: converting it would copy."""
+    value = as_device(value)
+    if np.dtype(value.dtype) != np.dtype(dtype):
+        raise DTypeError(f"{kind} {name!r} is a device array of dtype {value.dtype}; device "
+                         f"arrays must have dtype {np.dtype(dtype).name} (no conversion on "
+                         f"the device)")
+    if not value.is_c_contiguous():
+        raise ShapeError(f"{kind} {name!r} is a device array that is not C-contiguous")
+    return np.empty(value.shape, dtype) if kind == "input" else np.zeros(value.shape, dtype)
+
+
+def split_device(kind, values, dtype):
+    """(values with device arrays replaced by stand-ins, {name: device array})."""
+    if not isinstance(values, dict):
+        return values, {}
+    device = {k: as_device(v) for k, v in values.items() if is_device_array(v)}
+    if not device:
+        return values, {}
+    return {k: stand_in(kind, k, v, dtype) if k in device else v
+            for k, v in values.items()}, device
+
+
+def to_device_columns(names, checked, device):
+    """The checked host arrays copied to the device; device arrays as they are (reshaped
+    like the checked stand-in, e.g. a vector for an (n, 1) input)."""
+    out = []
+    for name, arr in zip(names, checked):
+        if name in device:
+            given = device[name]
+            out.append(given if tuple(given.shape) == arr.shape else given.reshape(arr.shape))
+        else:
+            out.append(cuda.to_device(arr))
+    return tuple(out)
+
+
+_WORKSPACE = {}
+
+
+def workspace(key, spec):
+    """Device arrays of the shapes and dtypes in `spec`, reused while the spec stays the
+    same (the batch size, usually): kernels run in order on one stream, so a call's
+    temporaries are free when the next call starts."""
+    held = _WORKSPACE.get(key)
+    if held is None or held[0] != spec:
+        arrays = tuple(cuda.device_array(shape, dtype) for shape, dtype in spec)
+        held = _WORKSPACE[key] = (spec, arrays)
+    return held[1]
+
+
+def blocks_for(count, per_block, cap):
+    """Blocks covering `count` items (at least 1; at most `cap`, grid-stride loops do the
+    rest). A function of the sizes only, so partial sums are the same on every run."""
+    return max(1, min(cap, (count + per_block - 1) // per_block))
+
+
+@cuda.jit
+def _sum_columns(partial, result):
+    """result[k] = partial[0, k] + partial[1, k] + ... in order: the second,
+    deterministic pass over per-block partial sums."""
+    for k in range(cuda.grid(1), result.shape[0], cuda.gridsize(1)):
+        s = 0.0
+        for b in range(partial.shape[0]):
+            s += partial[b, k]
+        result[k] = s
+
+
+@cuda.jit
+def _sum_all(partial, result):
+    """result[0] = the sum of every partial: one block, each thread sums a fixed
+    stride in order, then a tree in shared memory."""
+    sh = cuda.shared.array(BLOCK, numba.float64)
+    tid = cuda.threadIdx.x
+    rows, cols = partial.shape[0], partial.shape[1]
+    s = 0.0
+    for e in range(tid, rows * cols, BLOCK):
+        s += partial[e // cols, e % cols]
+    sh[tid] = s
+    cuda.syncthreads()
+    step = BLOCK // 2
+    while step > 0:
+        if tid < step:
+            sh[tid] += sh[tid + step]
+        cuda.syncthreads()
+        step //= 2
+    if tid == 0:
+        result[0] = sh[0]
+
+
+def sum_columns(partial, result):
+    """Finish column (or row) sums: `result` is the (1, k) or (k, 1) sum array."""
+    flat = result.reshape(result.shape[0] * result.shape[1])
+    _sum_columns[blocks_for(flat.shape[0], BLOCK, MAX_BLOCKS), BLOCK](partial, flat)
+
+
+def sum_all(partial, result):
+    _sum_all[1, BLOCK](partial, result)
+
+
+# ---- optimizers: codegen/optimizers.py's arithmetic, one thread per parameter ----
+
+@cuda.jit
+def _sgd_kernel(theta, out, state, hyper, step, history, s):
+    if cuda.grid(1) == 0:
+        history[s] = out[0]
+    lr, momentum, dampening, weight_decay, nesterov = hyper[0], hyper[1], hyper[2], \
+        hyper[3], hyper[4]
+    for k in range(cuda.grid(1), theta.shape[0], cuda.gridsize(1)):
+        g = out[1 + k]
+        if weight_decay != 0.0:
+            g = g + weight_decay * theta[k]
+        if momentum != 0.0:
+            if step == 0:
+                state[0, k] = g
+            else:
+                state[0, k] = state[0, k] * momentum + (1.0 - dampening) * g
+            g = g + momentum * state[0, k] if nesterov != 0.0 else state[0, k]
+        theta[k] = theta[k] + (-lr) * g
+
+
+@cuda.jit
+def _rmsprop_kernel(theta, out, state, hyper, step, history, s):
+    if cuda.grid(1) == 0:
+        history[s] = out[0]
+    lr, alpha, eps, weight_decay = hyper[0], hyper[1], hyper[2], hyper[3]
+    for k in range(cuda.grid(1), theta.shape[0], cuda.gridsize(1)):
+        g = out[1 + k]
+        if weight_decay != 0.0:
+            g = g + weight_decay * theta[k]
+        state[0, k] = state[0, k] * alpha + (1.0 - alpha) * g * g
+        avg = _sqrt(state[0, k]) + eps
+        theta[k] = theta[k] + (-lr) * g / avg
+
+
+@cuda.jit
+def _adam_kernel(theta, out, state, hyper, step, history, s):
+    if cuda.grid(1) == 0:
+        history[s] = out[0]
+    t = step + 1
+    lr, beta1, beta2, eps, weight_decay = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
+    bias_correction1 = 1.0 - beta1 ** t
+    bias_correction2 = 1.0 - beta2 ** t
+    step_size = lr / bias_correction1
+    bias_correction2_sqrt = _sqrt(bias_correction2)
+    w = 1.0 - beta1
+    for k in range(cuda.grid(1), theta.shape[0], cuda.gridsize(1)):
+        g = out[1 + k]
+        if weight_decay != 0.0:
+            g = g + weight_decay * theta[k]
+        if w < 0.5:     # torch.lerp's two formulas
+            state[0, k] = state[0, k] + w * (g - state[0, k])
+        else:
+            state[0, k] = g - (g - state[0, k]) * (1.0 - w)
+        state[1, k] = state[1, k] * beta2 + (1.0 - beta2) * g * g
+        denom = _sqrt(state[1, k]) / bias_correction2_sqrt + eps
+        theta[k] = theta[k] + (-step_size) * state[0, k] / denom
+
+
+OPTIMIZER_KERNELS = (_sgd_kernel, _rmsprop_kernel, _adam_kernel)
+
+
+def device_train(loss_and_grad_core, theta, columns, kind, hyper, state, first_step, steps,
+                 history):
+    """`steps` updates of the device vector theta in place; the loss and gradient stay
+    on the device, and state and history are copied back once at the end."""
+    out = cuda.device_array(1 + theta.shape[0])
+    d_state = cuda.to_device(state)
+    d_hyper = cuda.to_device(hyper)
+    d_history = cuda.device_array(max(1, steps))
+    update = OPTIMIZER_KERNELS[kind]
+    blocks = blocks_for(theta.shape[0], BLOCK, MAX_BLOCKS)
+    for s in range(steps):
+        loss_and_grad_core(theta, *columns, out)
+        update[blocks, BLOCK](theta, out, d_state, d_hyper, first_step + s, d_history, s)
+    d_state.copy_to_host(state)
+    if steps:
+        history[:] = d_history.copy_to_host()[:steps]
+
+
+def device_vector(values):
+    """A host vector's copy on the device (the params of one call)."""
+    return cuda.to_device(np.ascontiguousarray(values))
