@@ -15,6 +15,7 @@ Statements that read no input (the schedule's prologue) run in every thread
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from codegen.printer import ExprPrinter, operand
@@ -23,6 +24,7 @@ from symgrad.ir import Op
 from symgrad.program import Operand, Program
 
 F64 = "float64"
+_HOST_ARRAY = re.compile(r"\b[APD][0-9]+p?\b")     # params, data, temporaries, partials
 
 
 @dataclass(frozen=True)
@@ -87,12 +89,21 @@ class KernelSet:
     order: list[tuple[str, str]] = field(default_factory=list)  # (name, text)
     signatures: dict[str, list[str]] = field(default_factory=dict)
 
-    def add(self, stem: str, args: list[tuple[str, str | None]], body: Source) -> str:
+    def add(self, stem: str, args: list[tuple[str, str | None]], body: Source,
+            local: bool = False) -> str:
         """Register `def NAME(args): body` and return its name; with every arg's type
-        given, also the signature (else the caller adds it with `sign`)."""
+        given, also the signature (else the caller adds it with `sign`). `local`: rename
+        the host's array names (A3, P0, D1, A7p) to v0, v1, ... in argument order, so
+        that the same loop in two cores is one kernel."""
+        text = body.text()
+        if local:
+            arrays = [a for a, _ in args if _HOST_ARRAY.fullmatch(a)]
+            rename = {a: f"v{k}" for k, a in enumerate(arrays)}
+            text = _HOST_ARRAY.sub(lambda m: rename.get(m.group(0), m.group(0)), text)
+            args = [(rename.get(a, a), t) for a, t in args]
         header = f"def {{name}}({', '.join(a for a, _ in args)}):"
         text = "\n".join(["@cuda.jit", header, *("    " + line if line else line
-                                                    for line in body.text().splitlines())])
+                                                    for line in text.splitlines())])
         name = self.texts.get(text)
         if name is None:
             name = f"_k{len(self.order)}_{stem}"
@@ -169,7 +180,7 @@ def scalar_core(kernels: KernelSet, host: Source, name: str, program: Program, d
         host.line(f"{body}[blocks, BLOCK](params, {''.join(d + ', ' for d in data)}n, "
                   f"partial, fixed)")
         host.line(f"{finish}[blocks_for({len(results)}, BLOCK, MAX_BLOCKS), BLOCK]"
-                  f"(partial, fixed, out, float(n))")
+                  f"(partial, fixed, out, np.float64(n))")
     host.line()
     host.line()
 

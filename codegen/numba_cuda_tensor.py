@@ -141,7 +141,7 @@ def core_function(kernels: KernelSet, host: Source, name: str, tp: TensorProgram
         if size_source is not None:
             j, axis = size_source
             host.line(f"n = D{j}.shape[{axis}]")
-            host.line("nf = float(n)")
+            host.line("nf = np.float64(n)    # IEEE division in the simulator too (1.0 / 0 is inf)")
         offset = 0
         for i, shape in enumerate(param_shapes):
             size = prod(shape)
@@ -169,6 +169,11 @@ def core_function(kernels: KernelSet, host: Source, name: str, tp: TensorProgram
 
 # ---------------------------------------------------------------- fused loops
 
+# Loops over at most this many elements (no batch dim: scalars, bias-sized rows) run in
+# one thread, in the CPU's order: one launch instead of a 2-D kernel plus a second pass.
+SERIAL_LIMIT = 64
+
+
 def _loop_block(loop: Loop, launch: Launch) -> tuple[int, int]:
     rows, cols = loop.shape
     bx = min(launch.loop_threads, _pow2_at_least(cols) if isinstance(cols, int) else 32)
@@ -176,6 +181,11 @@ def _loop_block(loop: Loop, launch: Launch) -> tuple[int, int]:
     if isinstance(rows, int):
         by = min(by, _pow2_at_least(rows))
     return bx, by
+
+
+def _alloc(core: _Core, arrays: _Arrays, n: Node) -> None:
+    dtype = "np.float64" if arrays.dtypes[n] == F64 else "DTYPE"
+    core.allocs.append((arrays.names[n], _shape_text(n.shape) if n.shape else "(1,)", dtype))
 
 
 def _loop(kernels: KernelSet, core: _Core, arrays: _Arrays, printer: CudaExprPrinter,
@@ -193,14 +203,41 @@ def _loop(kernels: KernelSet, core: _Core, arrays: _Arrays, printer: CudaExprPri
         use(a)
     for m, _ in loop.stores:
         use(m)
-    if not loop.shape:
-        assert not loop.accumulates, "a sum over a scalar is the scalar itself"
-        body = Source()
-        with body.block("if cuda.grid(1) == 0:"):
+        _alloc(core, arrays, m)
+    for r, _ in loop.accumulates:
+        use(r)
+        _alloc(core, arrays, r)
+    shape = loop.shape or (1, 1)
+    if all(isinstance(d, int) for d in shape) and prod(shape) <= SERIAL_LIMIT:
+        _serial_loop(kernels, core, arrays, printer, loop, used)
+    else:
+        _parallel_loop(kernels, core, arrays, printer, loop, used, launch)
+
+
+def _serial_loop(kernels: KernelSet, core: _Core, arrays: _Arrays, printer: CudaExprPrinter,
+                 loop: Loop, used: dict[str, str]) -> None:
+    body = Source()
+    with body.block("if cuda.grid(1) == 0:"):
+        for r, _ in loop.accumulates:
+            if r.shape:
+                with body.block(f"for i in range({r.shape[0]}):"):
+                    with body.block(f"for j in range({r.shape[1]}):"):
+                        body.line(f"{arrays.names[r]}[i, j] = 0.0")
+            else:
+                body.line(f"{arrays.names[r]}[0] = 0.0")
+        if loop.shape:
+            rows, cols = loop.shape
+            with body.block(f"for i in range({rows}):"):
+                with body.block(f"for j in range({cols}):"):
+                    _element_body(body, printer, arrays, loop, "i", "j")
+        else:
             _element_body(body, printer, arrays, loop, "0", "0")
-        kname = kernels.add("scalar", list(used.items()), body)
-        core.launches.append(f"{kname}[1, 1]({', '.join(used)})")
-        return
+    kname = kernels.add("serial", list(used.items()), body, local=True)
+    core.launches.append(f"{kname}[1, 1]({', '.join(used)})")
+
+
+def _parallel_loop(kernels: KernelSet, core: _Core, arrays: _Arrays, printer: CudaExprPrinter,
+                   loop: Loop, used: dict[str, str], launch: Launch) -> None:
     rows, cols = loop.shape
     bx, by = _loop_block(loop, launch)
     if "n" in (rows, cols):
@@ -211,13 +248,14 @@ def _loop(kernels: KernelSet, core: _Core, arrays: _Arrays, printer: CudaExprPri
     gx = f"{-(-cols // bx)}" if isinstance(cols, int) else f"blocks_for({cols}, {bx}, 2**31 - 1)"
     core.grids.append(f"{grid} = ({gx}, blocks_for({rows}, {by}, {launch.max_row_blocks}))")
     partials = {}
-    for q, (r, _) in enumerate(loop.accumulates):
-        pname = f"{arrays.names[r]}p"
-        partials[r] = pname
+    for r, _ in loop.accumulates:
+        partials[r] = pname = f"{arrays.names[r]}p"
         shape = {"cols": f"({grid}[1], {cols})", "rows": f"({grid}[0], {rows})",
                  "total": f"({grid}[1], {grid}[0])"}[kinds[r]]
         core.allocs.append((pname, shape, "np.float64"))
         used[pname] = array_type(F64, 2)
+    for r, _ in loop.accumulates:
+        del used[arrays.names[r]]      # written by the second pass, not by this kernel
     body = Source()
     body.line("tx = cuda.threadIdx.x")
     body.line("ty = cuda.threadIdx.y")
@@ -234,7 +272,7 @@ def _loop(kernels: KernelSet, core: _Core, arrays: _Arrays, printer: CudaExprPri
             if kinds[r] == "rows":
                 body.line(f"c{q} = 0.0")
         with body.block(f"if i < {rows} and j < {cols}:"):
-            _element_body(body, printer, arrays, loop, "i", "j")
+            _element_body(body, printer, arrays, loop, "i", "j", sums=False)
             for q, (r, k) in enumerate(loop.accumulates):
                 value = operand(loop.body.outputs[k])
                 body.line(f"c{q} = {value}" if kinds[r] == "rows" else f"c{q} += {value}")
@@ -260,23 +298,27 @@ def _loop(kernels: KernelSet, core: _Core, arrays: _Arrays, printer: CudaExprPri
             with body.block("if tx == 0 and ty == 0:"):
                 body.line(f"{partials[r]}[cuda.blockIdx.y, cuda.blockIdx.x] = sh[0, 0]")
         body.line("cuda.syncthreads()")
-    kname = kernels.add("loop", list(used.items()), body)
+    kname = kernels.add("loop", list(used.items()), body, local=True)
     core.launches.append(f"{kname}[{grid}, ({bx}, {by})]({', '.join(used)})")
     for r, _ in loop.accumulates:
         finish = "sum_all" if kinds[r] == "total" else "sum_columns"
         core.launches.append(f"{finish}({partials[r]}, {arrays.names[r]})")
-        kernels.sign("_sum_all" if finish == "sum_all" else "_sum_columns",
-                     [array_type(F64, 2), array_type(F64, 1)])
+        kernels.sign(f"_{finish}", [array_type(F64, 2), array_type(F64, 1)])
 
 
 def _element_body(body: Source, printer: CudaExprPrinter, arrays: _Arrays, loop: Loop,
-                  i: str, j: str) -> None:
+                  i: str, j: str, sums: bool = True) -> None:
+    """Loads, statements and stores of one element; with `sums`, also `+=` into each
+    SUM's array (the serial layout)."""
     for q, a in enumerate(loop.loads):
         body.line(f"x{q} = {arrays.element(a, i, j)}")
     body.lines(printer.statement(s) for s in loop.body.prologue)
     body.lines(printer.statement(s) for s in loop.body.body)
     for m, k in loop.stores:
         body.line(f"{arrays.element(m, i, j)} = {operand(loop.body.outputs[k])}")
+    if sums:
+        for r, k in loop.accumulates:
+            body.line(f"{arrays.element(r, i, j)} += {operand(loop.body.outputs[k])}")
 
 
 # ---------------------------------------------------------------- matrix products
@@ -395,7 +437,7 @@ def _row_logsumexp(kernels: KernelSet, core: _Core, arrays: _Arrays, out: Node,
         tree_reduce(body, "sh[{i}]", "tid", launch.block)
         with body.block("if tid == 0:"):
             body.line(f"{res}[0] = m + np.log(sh[0])")
-        kname = kernels.add("logsumexp", args, body)
+        kname = kernels.add("logsumexp", args, body, local=True)
         core.launches.append(f"{kname}[1, {launch.block}]({', '.join(a for a, _ in args)})")
         return
     outer, inner = (rows, cols) if out.attr == 1 else (cols, rows)
@@ -410,7 +452,7 @@ def _row_logsumexp(kernels: KernelSet, core: _Core, arrays: _Arrays, out: Node,
             body.line(f"acc += _exp({arrays.element(x, 'r', 'c')} - m)")
         target = f"{res}[r, 0]" if out.attr == 1 else f"{res}[0, c]"
         body.line(f"{target} = m + np.log(acc)")
-    kname = kernels.add("logsumexp", args, body)
+    kname = kernels.add("logsumexp", args, body, local=True)
     core.launches.append(f"{kname}[blocks_for({outer}, BLOCK, MAX_BLOCKS), BLOCK]"
                          f"({', '.join(a for a, _ in args)})")
 
@@ -442,7 +484,7 @@ def _gather(kernels: KernelSet, host: Source, arrays: _Arrays, outputs, param_sh
             header = "else:" if last else f"{'if' if q == 0 else 'elif'} k < {first + size}:"
             with body.block(header):
                 _gather_piece(body, arrays, first, shape, node)
-    kname = kernels.add("gather", list(used.items()), body)
+    kname = kernels.add("gather", list(used.items()), body, local=True)
     host.line(f"{kname}[blocks_for({total}, BLOCK, MAX_BLOCKS), BLOCK]({', '.join(used)})")
 
 

@@ -26,6 +26,10 @@ from symgrad.errors import OptionError
 from symgrad.model import Model
 
 
+# "cuda": codegen/cuda_module.py, kernels for Numba's CUDA target (see README, "CUDA").
+TARGETS = ("cpu", "cuda")
+
+
 def cache_dir() -> Path:
     configured = os.environ.get("SYMGRAD_CACHE_DIR")
     base = Path(configured) if configured else Path.home() / ".cache" / "symgrad"
@@ -124,7 +128,7 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu",
         raise OptionError(f"compile() needs a symgrad.Model, got {type(model).__name__}")
     # Imported here: codegen imports symgrad.ir, so importing codegen first would
     # otherwise reach this module while codegen is half-initialised.
-    from codegen.module import TARGETS, generate
+    from codegen.module import generate
 
     if target not in TARGETS:
         raise OptionError(f"target must be one of {TARGETS}, got {target!r}")
@@ -139,7 +143,14 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu",
                           "method='reverse', or write the model with scalar symbols")
     derivation = derive(model, method)
     start = time.perf_counter()
-    if model.is_matrix:
+    if target == "cuda":
+        from codegen import cuda_module
+        source = cuda_module.generate(
+            derivation, version=symgrad.__version__, numba_version=numba.__version__,
+            model_name=model.name, param_nodes=model.param_nodes,
+            input_nodes=model.input_nodes, prediction=model.predict_node,
+            matrix=model.is_matrix, dtype=dtype)
+    elif model.is_matrix:
         from codegen import tensor_module
         source = tensor_module.generate(
             derivation, version=symgrad.__version__, numba_version=numba.__version__,

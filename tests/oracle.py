@@ -8,12 +8,15 @@ differences of a loss function handed in by the test.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import sympy as sp
 
+import symgrad.interpret
 from symgrad import functions as fn
+from symgrad import ir
 
 DIGITS = 30
 
@@ -86,9 +89,7 @@ def kink_arguments(expr: sp.Expr) -> list[sp.Expr]:
     """
     found = []
     for e in sp.preorder_traversal(expr):
-        if isinstance(e, (sp.Abs, sp.sign, fn.relu)):
-            found.append(e.args[0])
-        elif isinstance(e, sp.Heaviside):
+        if isinstance(e, (sp.Abs, sp.sign, sp.Heaviside, fn.relu)):
             found.append(e.args[0])
         elif isinstance(e, (sp.Max, sp.Min)):
             args = list(e.args)
@@ -118,8 +119,9 @@ def assert_close(got: float, want: float, rtol: float, atol: float = 0.0, what: 
                  ) -> None:
     """|got - want| <= atol + rtol |want|, with a message showing both."""
     assert np.isfinite(got), f"{what}: got {got!r}, want {want!r}"
+    relative = abs(got - want) / max(abs(want), 1e-300)
     assert abs(got - want) <= atol + rtol * abs(want), \
-        f"{what}: got {got!r}, want {want!r} (rel err {abs(got - want) / max(abs(want), 1e-300):.3g})"
+        f"{what}: got {got!r}, want {want!r} (rel err {relative:.3g})"
 
 
 def assert_grads_close(got: tuple[float, Mapping[str, float]],
@@ -131,3 +133,32 @@ def assert_grads_close(got: tuple[float, Mapping[str, float]],
     assert_close(got_loss, want_loss, rtol, atol, f"{what} loss")
     for name in want_grads:
         assert_close(got_grads[name], want_grads[name], rtol, atol, f"{what} d/d{name}")
+
+
+FLOATING_POINT_ERRORS = {"divide": "raise", "invalid": "raise", "over": "raise", "under": "ignore"}
+
+
+def _strict_apply(op, values, attr=None):
+    with np.errstate(**FLOATING_POINT_ERRORS):
+        if op in ir.ATTR_OPS:
+            return ir.SEMANTICS[op](*values, attr)
+        return ir.SEMANTICS[op](*values)
+
+
+@contextmanager
+def strict_floating_point() -> Iterator[None]:
+    """Make every NaN- or inf-producing NumPy operation raise, and every warning an error.
+
+    Covers generated code run as Python (NumPy scalars) and the interpreter,
+    whose `ir.apply` silences NumPy on purpose (IEEE results), so it is swapped
+    for a strict one here. A correct model on a safe domain never trips it; an
+    untaken branch evaluated out of its domain (log(0), 0/0) does.
+    """
+    original = symgrad.interpret.apply
+    symgrad.interpret.apply = _strict_apply
+    try:
+        with warnings.catch_warnings(), np.errstate(**FLOATING_POINT_ERRORS):
+            warnings.simplefilter("error")
+            yield
+    finally:
+        symgrad.interpret.apply = original

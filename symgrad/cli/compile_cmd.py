@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from codegen.module import TARGETS
 from symgrad.derivation import METHODS
+from symgrad.kernel import TARGETS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
