@@ -87,3 +87,35 @@ def loss_and_grad(derivation, params, data=None) -> tuple[float, dict[str, float
 
     grads = {p: total(g, pg) for p, g, pg in zip(d.params, d.sample_grads, d.penalty_grads)}
     return total(d.sample_loss, d.penalty), grads
+
+
+def evaluate_tensor(roots: Sequence[Node], params: Mapping[str, np.ndarray],
+                    data: Mapping[str, np.ndarray] | None = None) -> dict[Node, np.ndarray]:
+    """Values of a matrix model's nodes (arrays of the nodes' shapes). Branches are
+    evaluated eagerly and selected, with floating-point warnings silenced."""
+    data = {k: np.asarray(v, dtype=np.float64) for k, v in (data or {}).items()}
+    sizes: dict[str, int] = {}
+    values: dict[Node, np.ndarray] = {}
+    order = toposort(roots)
+    for node in order:
+        if node.op is Op.INPUT:
+            arr = data[node.attr].reshape(node.shape[0] if isinstance(node.shape[0], int)
+                                          else -1, *node.shape[1:])
+            sizes.update({d: arr.shape[i] for i, d in enumerate(node.shape)
+                          if isinstance(d, str)})
+    for node in order:
+        if node.op is Op.CONST:
+            values[node] = np.float64(node.attr)
+        elif node.op is Op.PARAM:
+            values[node] = np.asarray(params[node.attr], dtype=np.float64).reshape(node.shape)
+        elif node.op is Op.INPUT:
+            values[node] = data[node.attr].reshape(
+                tuple(sizes[d] if isinstance(d, str) else d for d in node.shape))
+        elif node.op is Op.SIZE:
+            values[node] = np.float64(sizes[node.attr])
+        elif node.op is Op.BROADCAST:
+            shape = tuple(sizes[d] if isinstance(d, str) else d for d in node.shape)
+            values[node] = np.broadcast_to(values[node.args[0]], shape)
+        else:
+            values[node] = apply(node.op, [values[a] for a in node.args], node.attr)
+    return values

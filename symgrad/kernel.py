@@ -137,10 +137,15 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu",
     if dtype != "float64" and not model.is_matrix:
         raise OptionError("dtype='float32' is for matrix models; scalar models compute in "
                           "float64 (their per-sample loops gain nothing from float32)")
-    if model.is_matrix and method != "reverse":
-        raise OptionError("method='symbolic' is not available for matrix models: SymPy's "
-                          "matrix calculus fails on them (ShapeError, wrong results); use "
-                          "method='reverse', or write the model with scalar symbols")
+    if model.is_matrix and method == "symbolic":
+        # SymPy's matrix calculus fails on networks (ShapeError, wrong results): the
+        # direct method differentiates the scalar expansion instead (small models only).
+        from symgrad.expand import ExpandedKernel, expand_to_scalars
+        if dtype != "float64" or target != "cpu":
+            raise OptionError("method='symbolic' for a matrix model compiles its scalar "
+                              "expansion: float64 on the CPU only")
+        expansion = expand_to_scalars(model)
+        return ExpandedKernel(expansion, compile(expansion.scalar_model, method="symbolic"))
     derivation = derive(model, method)
     start = time.perf_counter()
     if target == "cuda":

@@ -50,6 +50,7 @@ class Formulas:
     definitions: tuple[tuple[sp.Symbol, sp.Expr], ...]
     sample: dict[str, sp.Expr]
     penalty: dict[str, sp.Expr]
+    rewrites: tuple[tuple[str, int], ...] = ()   # stability rewrites the kernels apply
 
     # ------------------------------------------------------------- values
 
@@ -103,6 +104,9 @@ class Formulas:
                          f"the inputs {', '.join(m.input_names)} taking sample i's values")
         else:
             lines.append(f"{self.loss_name} = {loss}{penalty}")
+        if self.rewrites:
+            lines.append("stability rewrites: " + "; ".join(
+                f"{name} ({count})" for name, count in self.rewrites))
         return "\n".join(lines)
 
     def _terms(self, param: str, show: Callable[[sp.Expr], str],
@@ -195,7 +199,7 @@ def gradient_formulas(model: Model, method: str = "reverse",
         parts[part][p] = expr
     return Formulas(model, method, tuple(definitions),
                     {p: parts["sample"].get(p, sp.S.Zero) for p in params},
-                    {p: parts["penalty"].get(p, sp.S.Zero) for p in params})
+                    {p: parts["penalty"].get(p, sp.S.Zero) for p in params}, d.rewrites)
 
 
 def _symbolic(model: Model, progress: Progress | None) -> Formulas:
@@ -205,7 +209,8 @@ def _symbolic(model: Model, progress: Progress | None) -> Formulas:
     sample = direct.symbolic_gradients(model.loss, model.real_params)
     penalty = ([sp.S.Zero] * len(params) if model.penalty is None
                else direct.symbolic_gradients(model.penalty, model.real_params))
-    return Formulas(model, "symbolic", (), dict(zip(params, sample)), dict(zip(params, penalty)))
+    return Formulas(model, "symbolic", (), dict(zip(params, sample)), dict(zip(params, penalty)),
+                    derive(model, "symbolic").rewrites)
 
 
 def _join(terms: list[str]) -> str:
