@@ -65,10 +65,11 @@ def test_expansion_names_entries_like_the_matrix():
 
 
 def test_penalty_written_into_the_loss_is_not_per_sample():
-    """An L2 term inside the loss would be counted once per sample by the expansion:
-    refused, with the advice to pass it as penalty=."""
-    model = symgrad.Model(losses.mse(NET(X), Y) + 0.1 * losses.l2(*NET.params), NET.params,
-                          [X, Y])
+    """With reduction "sum", an L2 term inside the loss would be counted once per sample by
+    the expansion: refused, with the advice to pass it as penalty=. (Under "mean" the
+    expansion is exact: the mean of a constant is the constant.)"""
+    model = symgrad.Model(losses.mse(NET(X), Y, reduction="sum") + 0.1 * losses.l2(*NET.params),
+                          NET.params, [X, Y])
     with pytest.raises(symgrad.InvalidModelError, match="per-sample"):
         symgrad.compile(model, method="symbolic")
 

@@ -322,8 +322,3 @@ def test_binary_cross_entropy_with_logits_is_exact_to_1e_12(matrix_kernels, comp
                     bad.append(f"x={x}, y={y}: {what} = {g!r}, exact {w!r}")
     assert not bad, "\n".join(bad)
 
-
-def test_symbolic_method_is_refused_for_matrix_models():
-    model = symgrad.Model(losses.cross_entropy(ZM, TM), [ZM], [TM])
-    with pytest.raises(symgrad.OptionError, match="symbolic"):
-        symgrad.compile(model, method="symbolic")
