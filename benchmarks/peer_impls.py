@@ -2,10 +2,11 @@
 
 A workload spec is a plain dict (JSON-ready): layer widths, activation, loss,
 optimizer, batch and steps. Every contender starts from the same initial
-params (symgrad's `init`, PyTorch's convention) and the same data, and its
-trainer runs the whole loop from those params and returns the loss of the last
-step (computed before that step's update, as `history[-1]` of `Kernel.train`),
-so that final losses can be compared like for like.
+params (symgrad's `init`, PyTorch's convention) and the same data. Its trainer
+`run(record=False)` runs the whole loop from those params and returns the loss
+of the last step (computed before that step's update, as `history[-1]` of
+`Kernel.train`); `run(record=True)` (untimed) returns the loss before every
+step, so that contenders can be compared step by step.
 
 Contenders: symgrad (kernel.train), PyTorch eager (loss.backward() and a
 torch.optim optimizer), JAX (jit with the loop inside, lax.fori_loop) and NumPy
@@ -151,20 +152,22 @@ def symgrad_trainer(kernel, s: dict, init: dict, data: dict):
     optimizer = (optim.SGD(lr=s["lr"]) if s["optimizer"] == "sgd"
                  else optim.RMSprop(lr=s["lr"], alpha=RMSPROP_ALPHA, eps=RMSPROP_EPS))
     if getattr(kernel.module, "train", None) is not None:
-        def run():
+        def run(record=False):
             _, history = kernel.train(init, data, optimizer, steps)
-            return float(history[-1])
+            return history if record else float(history[-1])
         return run, "kernel.train"
     if s["optimizer"] != "sgd":
         raise ValueError("the Python-loop fallback does plain gradient descent only")
     lr = s["lr"]
 
-    def loop():
-        params = dict(init)
+    def loop(record=False):
+        params, history = dict(init), []
         for _ in range(steps):
             loss, grads = kernel.loss_and_grad(params, data)
             params = {k: v - lr * grads[k] for k, v in params.items()}
-        return loss
+            if record:
+                history.append(loss)
+        return np.array(history) if record else loss
     return loop, "Python loop over kernel.loss_and_grad (module has no train)"
 
 
@@ -180,14 +183,17 @@ def _numpy_cubic(s, init, data):
     x2, x3 = x * x, x * x * x           # data-only powers, computed once
     lr, steps = s["lr"], s["steps"]
 
-    def run():
+    def run(record=False):
         a, b, c, d = (init[k] for k in "abcd")
+        history = []
         for _ in range(steps):
             r = a + b * x + c * x2 + d * x3 - y
             loss = float(r @ r)
             g = 2.0 * r
             a, b, c, d = a - lr * g.sum(), b - lr * (g @ x), c - lr * (g @ x2), d - lr * (g @ x3)
-        return loss
+            if record:
+                history.append(loss)
+        return np.array(history) if record else loss
     return run
 
 
@@ -236,11 +242,14 @@ def _numpy_mlp(s, init, data):
                     g *= 1.0 - h * h
         return loss, grads
 
-    def run():
+    def run(record=False):
         layers = [(W.copy(), b.copy()) for W, b in layer_params(s, init)]
         state = [(np.zeros_like(W), np.zeros_like(b)) for W, b in layers] if rmsprop else None
+        history = []
         for _ in range(steps):
             loss, grads = loss_and_grads(layers)
+            if record:
+                history.append(loss)
             for i, (p_pair, g_pair) in enumerate(zip(layers, grads)):
                 for j, (p, g) in enumerate(zip(p_pair, g_pair)):
                     if rmsprop:
@@ -250,7 +259,7 @@ def _numpy_mlp(s, init, data):
                         p -= lr * g / (np.sqrt(sq) + RMSPROP_EPS)
                     else:
                         p -= lr * g
-        return loss
+        return np.array(history) if record else loss
     return run
 
 
@@ -266,18 +275,21 @@ def torch_trainer(s: dict, init: dict, data: dict):
         x, y = torch.tensor(data["x"]), torch.tensor(data["y"])
         params = [torch.tensor(init[k], requires_grad=True) for k in "abcd"]
 
-        def run():
+        def run(record=False):
             with torch.no_grad():
                 for p, k in zip(params, "abcd"):
                     p.fill_(init[k])
             a, b, c, d = params
             opt = torch.optim.SGD(params, lr=lr)
+            history = []
             for _ in range(steps):
                 loss = (a + b * x + c * x**2 + d * x**3 - y).pow(2).sum()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-            return loss.item()
+                if record:
+                    history.append(loss.item())
+            return np.array(history) if record else loss.item()
         return run
 
     widths = s["widths"]
@@ -297,17 +309,20 @@ def torch_trainer(s: dict, init: dict, data: dict):
     else:
         Y, loss_fn = torch.tensor(data["Y"]), torch.nn.MSELoss(reduction="sum")
 
-    def run():
+    def run(record=False):
         net.load_state_dict(start)
         opt = (torch.optim.SGD(net.parameters(), lr=lr) if s["optimizer"] == "sgd" else
                torch.optim.RMSprop(net.parameters(), lr=lr, alpha=RMSPROP_ALPHA,
                                    eps=RMSPROP_EPS))
+        history = []
         for _ in range(steps):
             loss = loss_fn(net(X), Y)
             opt.zero_grad()
             loss.backward()
             opt.step()
-        return loss.item()
+            if record:
+                history.append(loss.item())
+        return np.array(history) if record else loss.item()
     return run
 
 
@@ -358,18 +373,30 @@ def jax_trainer(s: dict, init: dict, data: dict):
                                    p, g, sq)
         return p, sq
 
+    def step(p, sq, batch):
+        loss, g = grad_fn(p, batch)
+        p, sq = update(p, g, sq)
+        return p, sq, loss
+
     @jax.jit
     def train(p, batch):
         def body(_, carry):
-            p, sq, _ = carry
-            loss, g = grad_fn(p, batch)
-            p, sq = update(p, g, sq)
-            return p, sq, loss
+            return step(carry[0], carry[1], batch)
         sq0 = jax.tree_util.tree_map(jnp.zeros_like, p)
-        return jax.lax.fori_loop(0, steps, body, (p, sq0, jnp.zeros((), jnp.float64)))
+        return jax.lax.fori_loop(0, steps, body, (p, sq0, jnp.zeros((), jnp.float64)))[2]
 
-    def run():
-        return float(train(params0, batch)[2])
+    @jax.jit
+    def train_history(p, batch):
+        def body(carry, _):
+            p, sq, loss = step(carry[0], carry[1], batch)
+            return (p, sq), loss
+        sq0 = jax.tree_util.tree_map(jnp.zeros_like, p)
+        return jax.lax.scan(body, (p, sq0), None, length=steps)[1]
+
+    def run(record=False):
+        if record:
+            return np.asarray(train_history(params0, batch))
+        return float(train(params0, batch))
     return run
 
 

@@ -35,34 +35,41 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import peer_impls  # noqa: E402
+import numpy as np
+
+from benchmarks import peer_impls
 
 PEERS = ("pytorch", "jax", "numpy")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 CHILD_TIMEOUT_S = 3600
-LOSS_TOLERANCE = 1e-6     # relative final-loss difference flagged in the table
+AGREE_RTOL = 1e-9         # per-step losses "agree" when this close, relative
 
 NOTES = [
-    "us/step: wall-clock time of the whole training loop divided by its steps, median over "
-    "the repeats (contenders interleaved within each repeat); cpu: the same in this "
-    "process's CPU time. Each contender ran once before timing (JIT compiles, caches).",
+    ("us/step: wall-clock time of the whole training loop divided by its steps, median over "
+     "the repeats (contenders interleaved within each repeat); cpu: the same in this "
+     "process's CPU time. Each contender ran once before timing (JIT compiles, caches)."),
     "peer/symgrad: the peer's us/step over symgrad's; above 1 means symgrad is faster.",
-    "final loss: the loss of the last step, before its update (Kernel.train's history[-1]); "
-    "rel diff: |peer - symgrad| / |symgrad|, from the same initial params and data.",
-    "PyTorch eager: loss.backward() and torch.optim (SGD, RMSprop) each step. JAX: jax.jit "
-    "of lax.fori_loop over value_and_grad and the update (hand-written, same formulas as "
-    "torch). NumPy: hand-written gradients, in-place updates, BLAS for products.",
-    "compile: symgrad's model -> kernels in a child process with an empty kernel cache "
-    "(cold) and again in a new process with the same cache (warm, Numba cache hit): "
-    "derive + emit + import, then the JIT of loss, loss_and_grad and train (a 1-step call). "
-    "cpu s: the same in CPU seconds of the process. "
-    "model: building the SymPy model and lowering it, not part of the compile. warm hits: "
-    "Numba cache hits / jitted functions called in the warm process (src diff!: the "
-    "generated source changed between the two processes, so the warm run compiled anew).",
-    "threads: OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS, torch.set_num_threads and XLA_FLAGS "
-    "(xla_cpu_multi_thread_eigen, intra_op_parallelism_threads) set before any import, "
-    "one child process per thread count; processes are not pinned to cores.",
+    ("final loss: the loss of the last step, before its update (Kernel.train's history[-1]); "
+     "rel diff: |peer - symgrad| / |symgrad| of it, from the same initial params and data. "
+     "agree to: in an extra untimed run recording every step's loss, the number of leading "
+     "steps whose losses agree with symgrad's to 1e-9 relative (all: every step); '!' marks "
+     "a disagreement within the first tenth of the steps, i.e. a different computation. "
+     "Later divergence is rounding amplified by the dynamics (RMSprop near its optimum "
+     "moves each weight by about lr times the sign of its gradient)."),
+    ("PyTorch eager: loss.backward() and torch.optim (SGD, RMSprop) each step. JAX: jax.jit "
+     "of lax.fori_loop over value_and_grad and the update (hand-written, same formulas as "
+     "torch). NumPy: hand-written gradients, in-place updates, BLAS for products."),
+    ("compile: symgrad's model -> kernels in a child process with an empty kernel cache "
+     "(cold) and again in a new process with the same cache (warm, Numba cache hit): "
+     "derive + emit + import, then the JIT of loss, loss_and_grad and train (a 1-step call). "
+     "cpu s: the same in CPU seconds of the process. "
+     "model: building the SymPy model and lowering it, not part of the compile. warm hits: "
+     "Numba cache hits / jitted functions called in the warm process (src diff!: the "
+     "generated source changed between the two processes, so the warm run compiled anew)."),
+    ("threads: OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS, torch.set_num_threads and XLA_FLAGS "
+     "(xla_cpu_multi_thread_eigen, intra_op_parallelism_threads) set before any import, "
+     "one child process per thread count; processes are not pinned to cores."),
 ]
 
 
@@ -155,7 +162,7 @@ def _peer_status(peer: str) -> str | None:
         return "not installed"
     try:
         imported = __import__(module)
-    except Exception as exc:  # a broken install: report, do not fail the benchmark
+    except Exception as exc:  # noqa: BLE001 -- a broken install: report it, go on
         return f"import failed: {type(exc).__name__}: {exc}"[:200]
     if peer == "pytorch":
         threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
@@ -189,7 +196,7 @@ def child_measure(job: dict) -> dict:
             try:
                 runners[peer] = peer_impls.TRAINERS[peer](s, init, data)
                 impls[peer] = {"status": "ok"}
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 -- a peer's failure is a row, not a crash
                 impls[peer] = {"status": f"failed: {type(exc).__name__}: {exc}"[:300]}
         for name, run in list(runners.items()):
             start = time.perf_counter()
@@ -204,13 +211,26 @@ def child_measure(job: dict) -> dict:
             impls[name]["first_call_s"] = time.perf_counter() - start
         for name, rec in _time_runs(runners, s["steps"], job["repeats"]).items():
             impls[name].update(rec)
+        histories = {name: np.asarray(run(record=True), dtype=float)
+                     for name, run in runners.items()}
         ref = impls["symgrad"]
         for name, rec in impls.items():
             if rec.get("us_per_step") is not None:
                 rec["ratio"] = rec["us_per_step"] / ref["us_per_step"]
                 rec["rel_loss_diff"] = (abs(rec["final_loss"] - ref["final_loss"])
                                         / max(abs(ref["final_loss"]), 1e-300))
+                rec.update(_agreement(histories[name], histories["symgrad"]))
     return {"workloads": workloads, "versions": _versions(job["peers"], status)}
+
+
+def _agreement(history, reference) -> dict:
+    """How far two per-step loss histories agree (see AGREE_RTOL)."""
+    if history.shape != reference.shape:
+        return {"agree_steps": 0, "max_rel_diff_history": None}
+    rel = np.abs(history - reference) / np.maximum(np.abs(reference), 1e-300)
+    bad = np.flatnonzero(~(rel <= AGREE_RTOL))
+    return {"agree_steps": int(bad[0]) if bad.size else int(rel.size),
+            "max_rel_diff_history": float(rel.max()) if rel.size else 0.0}
 
 
 def child_compile(job: dict) -> dict:
@@ -299,8 +319,8 @@ def thread_env(threads: int, cache_dir: str, extra: dict | None = None) -> dict:
 
 def run_child(job: dict, env: dict) -> dict:
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child",
-                           json.dumps(job)], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=CHILD_TIMEOUT_S)
+                           json.dumps(job)], env=env, capture_output=True, text=True,
+                          timeout=CHILD_TIMEOUT_S, check=False)
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
         raise RuntimeError(f"child {job['mode']} failed (exit {proc.returncode}):\n{tail}")
@@ -396,7 +416,8 @@ def _fmt(value, digits=3) -> str:
 
 
 TRAIN_COLUMNS = [("workload", 30), ("thr", 3), ("contender", 13), ("us/step", 9),
-                 ("cpu us", 9), ("peer/symgrad", 12), ("final loss", 12), ("rel diff", 9)]
+                 ("cpu us", 9), ("peer/symgrad", 12), ("final loss", 12), ("rel diff", 9),
+                 ("agree to", 9)]
 COMPILE_COLUMNS = [("workload", 30), ("", 0), ("lines", 6), ("model s", 8), ("derive s", 8),
                    ("emit s", 7), ("import s", 8), ("jit s", 7), ("cold s", 7), ("cpu s", 6),
                    ("warm s", 7), ("cpu s", 6), ("warm hits", 9)]
@@ -446,12 +467,13 @@ def memory_lines(memory: dict | None) -> list[str]:
 
 def table(result: dict) -> str:
     meta = result["meta"]
-    lines = [f"symgrad vs peers: training loops, float64, median of {meta['repeats']} repeats"
-             f"{' (QUICK: tiny sizes)' if meta['quick'] else ''}", ""]
+    quick = " (QUICK: tiny sizes)" if meta["quick"] else ""
+    title = f"symgrad vs peers: training loops, float64, median of {meta['repeats']} repeats"
+    lines = [title + quick, ""]
     lines += _header(TRAIN_COLUMNS)
     notes: list[str] = []
     for run in result["runs"]:
-        for key, w in run["workloads"].items():
+        for w in run["workloads"].values():
             first = True
             for name in ("symgrad", *meta["peers"]):
                 rec = w["impls"].get(name)
@@ -466,12 +488,16 @@ def table(result: dict) -> str:
                     if len(rec["status"]) > 60:
                         notes.append(f"{w['spec']['title']}, {label}: {rec['status']}")
                     continue
-                diff = rec["rel_loss_diff"]
-                diff_text = "ref" if name == "symgrad" else (
-                    f"{diff:.1e}" + ("!" if diff > LOSS_TOLERANCE else ""))
+                steps, agree = w["spec"]["steps"], rec["agree_steps"]
+                agree_text = "all" if agree == steps else f"{agree}" + (
+                    "!" if agree < steps / 10 else "")
                 lines.append(_row(head + [_fmt(rec["us_per_step"]), _fmt(rec["cpu_us_per_step"]),
                                           "1" if name == "symgrad" else f"{rec['ratio']:.2f}",
-                                          f"{rec['final_loss']:.6g}", diff_text], TRAIN_COLUMNS))
+                                          f"{rec['final_loss']:.6g}",
+                                          "ref" if name == "symgrad" else
+                                          f"{rec['rel_loss_diff']:.1e}",
+                                          "ref" if name == "symgrad" else agree_text],
+                                  TRAIN_COLUMNS))
                 if name == "symgrad" and rec.get("note", "kernel.train") != "kernel.train":
                     notes.append(f"{w['spec']['title']}: symgrad timed as a {rec['note']}")
         lines.append("")

@@ -25,31 +25,44 @@ def _fmt_int(value) -> str:
     return "-" if value is None else f"{value:,}"
 
 
-def _cells(row: dict, method: str) -> list[str]:
+# the table cells (after model, params, method) each step fills, and the steps'
+# order per method: when a step stopped, its cells and those of later steps are "-"
+CELLS = {"derive": [0, 2, 3, 4], "compile": [5], "run": [6, 7], "trees": [1], "cse": [0, 1]}
+ORDER = {"naive": ["derive", "compile", "run", "trees"], "reverse": ["derive", "compile", "run"],
+         "cse": ["derive", "trees", "cse"]}
+CLOCKS = {"wall": ("derive_s", "compile_s", "kernel_s"),
+          "cpu": ("derive_cpu_s", "compile_cpu_s", "kernel_cpu_s")}
+
+
+def _cells(row: dict, method: str, clock: str = "wall") -> list[str]:
     m = row["methods"][method]
-    cells = [_fmt_s(m.get("derive_s")), _fmt_int(m.get("tree_ops")), _fmt_int(m.get("dag_ops")),
+    derive, compile_, kernel = CLOCKS[clock]
+    cells = [_fmt_s(m.get(derive)), _fmt_int(m.get("tree_ops")), _fmt_int(m.get("dag_ops")),
              "-" if m.get("ratio") is None else f"{m['ratio']:.2f}",
-             _fmt_int(m.get("source_lines")), _fmt_s(m.get("compile_s")),
-             "-" if m.get("kernel_s") is None else f"{1000 * m['kernel_s']:.3g}",
+             _fmt_int(m.get("source_lines")), _fmt_s(m.get(compile_)),
+             "-" if m.get(kernel) is None else f"{1000 * m[kernel]:.3g}",
              "ref" if method == "reverse" and m.get("kernel_s") is not None else
              "-" if m.get("max_rel_diff") is None else f"{m['max_rel_diff']:.1e}"]
-    if method == "cse" and m["status"] == "ok":
-        cells[2:] = [SAME] * 6
+    if method == "cse":
+        cells[2:] = [SAME if m["status"] == "ok" else "-"] * 6
     if m["status"] != "ok":
-        # the first column the stopped step would have filled says why; later ones "-"
-        first = {"derive": 0, "tree_ops": 1, "compile": 5, "run": 6, "cse": 0}
-        at = first.get(m.get("stopped_at"), 0)
-        cells[at] = m["status"]
-        cells[at + 1:] = ["-"] * (len(cells) - at - 1)
+        order = ORDER[method]
+        stopped = m.get("stopped_at") if m.get("stopped_at") in order else order[0]
+        for step in order[order.index(stopped):]:
+            for c in CELLS[step]:
+                cells[c] = "-"
+        cells[CELLS[stopped][0]] = m["status"]
     return cells
 
 
-def table(result: dict) -> str:
-    """The whole benchmark as a fixed-width text table, with its notes."""
+def table(result: dict, clock: str = "wall") -> str:
+    """The whole benchmark as a fixed-width text table, with its notes; times are
+    wall-clock or (clock="cpu") the worker process's CPU seconds."""
     meta = result["meta"]
     lines = [f"symbolic vs reverse: {meta['samples']:,} samples, kernel time = median of "
              f"{meta['repeats']} runs of loss_and_grad, {meta['threads']} thread(s), budget "
-             f"{meta['budget_s']:g} s per method and step"]
+             f"{meta['budget_s']:g} s per method and step; times: "
+             + ("wall-clock" if clock == "wall" else "CPU seconds of the worker process")]
     header = " ".join(f"{h:<{w}}" if i < 3 else f"{h:>{w}}" for i, (h, w) in enumerate(COLUMNS))
     lines += [header, "-" * len(header)]
     sweep = None
@@ -60,7 +73,7 @@ def table(result: dict) -> str:
         for k, method in enumerate(METHODS):
             first = [row["model"] if k == 0 else "", str(row.get("params") or "") if k == 0
                      else "", METHOD_LABELS[method]]
-            cells = first + _cells(row, method)
+            cells = first + _cells(row, method, clock)
             lines.append(" ".join(f"{c:<{w}}" if i < 3 else f"{c:>{w}}"
                                   for i, (c, (_, w)) in enumerate(zip(cells, COLUMNS))).rstrip())
     lines.append("")

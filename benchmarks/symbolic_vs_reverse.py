@@ -33,33 +33,36 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import models, report  # noqa: E402
+from benchmarks.worker import STEPS as WORKER_STEPS  # noqa: E402
 from codegen.module import write_atomic  # noqa: E402
 from symgrad.errors import OptionError, SymgradError  # noqa: E402
 from symgrad.measure import FAILED, OVER_BUDGET, Measure, follow  # noqa: E402
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
-STEP_LABELS = {"derive": "derivation", "tree_ops": "counting tree ops",
+STEP_LABELS = {"derive": "derivation", "trees": "sympy.diff trees",
                "compile": "Numba compile", "run": "kernel runs", "cse": "sympy.cse"}
 SLOW_S = 3.0   # announce a step still running after this long
 SKIPPED = "skipped"
 
 NOTES = [
-    "derive s: naive = sympy.diff of every parameter + lowering into symgrad's IR; trees+cse "
-    "= sympy.diff + sympy.cse; reverse = reverse mode over the DAG.",
+    "derive s: diff trees = derive(model, 'symbolic'): sympy.diff of every parameter, lowered "
+    "into symgrad's IR; trees+cse = sympy.diff + sympy.cse (the trees made again, SymPy's "
+    "cache cleared); reverse = reverse mode over the DAG.",
     "tree ops: sympy.count_ops of the sympy.diff trees, summed (for trees+cse: replacements + "
     "reduced trees). DAG ops: interned IR of loss + gradients (forward + backward).",
     "ratio: DAG ops / forward DAG ops, (forward + backward) / forward (the cheap-gradient "
     "ratio).",
     "=: trees+cse has no kernel of its own: symgrad's IR already shares identical subtrees, "
     "so the cse'd trees lower to the same interned DAG, source and kernel as diff trees.",
-    "numba s: cold JIT compile of loss and loss_and_grad (fresh kernel cache, one process "
-    "per method; includes Numba's first-compile start-up).",
+    "numba s: cold JIT compile (fresh kernel cache, one process per method): Kernel.warmup() "
+    "plus the first loss_and_grad call at this batch size, which compiles the variant that "
+    "size uses (parallel past 4096 samples) and includes one run.",
     "max rel diff: max over parameters of |g_naive - g_reverse| / |g_reverse| (|g_reverse| "
     "floored at 1e-8 max|g_reverse|), on the same samples and parameters.",
     "over budget: the step was stopped when it ran past the budget; skipped: a smaller model "
     "of the same sweep was already over budget for this method, so it was not started.",
-    "Times are wall-clock; the JSON also has each step's CPU seconds (*_cpu_s), steadier on a "
-    "loaded machine. Sizes are exact.",
+    "The JSON has wall-clock and CPU seconds (*_cpu_s) of every step; CPU seconds are "
+    "steadier on a loaded machine. Sizes are exact.",
 ]
 
 
@@ -137,6 +140,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="small sizes for CI: depth 1..2, width 2..3, hinge 4x3, 1000 samples, "
                         "3 repeats, budget 30 s (explicit options still win)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="times in the table: wall-clock (default) or the worker's CPU "
+                        "seconds, steadier on a shared machine (the JSON has both)")
     p.add_argument("--json", metavar="OUT.json", help="write every measurement as JSON")
     p.add_argument("--plot", metavar="OUT.png",
                    help="plot sizes and times against depth (log scale; .png, .svg or .pdf)")
@@ -228,11 +234,9 @@ class Worker:
 
 
 def run_worker(job: dict, env: dict, log, name: str) -> dict:
-    from benchmarks.worker import STEPS
-
     worker = Worker(job, env, log, name)
     try:
-        return follow(worker.receive, worker.kill, STEPS[job["method"]],
+        return follow(worker.receive, worker.kill, WORKER_STEPS[job["method"]],
                       on_event=worker.on_event, labels=STEP_LABELS)
     finally:
         worker.close()
@@ -270,20 +274,18 @@ def measure_row(sweep: str, spec: dict, args: argparse.Namespace, env: dict, log
     rev = run_worker({**job, "method": "reverse"}, env, log, f"{name} reverse")
     if skip_symbolic:
         skipped = Measure(status=SKIPPED, detail=skip_symbolic)
-        sym = {step: skipped for step in ("derive", "tree_ops", "compile", "run", "cse")}
+        sym = {step: skipped for step in WORKER_STEPS["symbolic"]}
     else:
         sym = run_worker({**job, "method": "symbolic"}, env, log, f"{name} diff trees")
-    reverse = _method(rev, ("derive", "compile", "run"))
-    naive = _method(sym, ("derive", "tree_ops", "compile", "run"))
-    if isinstance(sym["derive"], Measure):
-        cse = _method(sym, ("derive",))            # cse needs the trees it never got
-    else:
-        cse = _method(sym, ("cse",))
-        if cse["status"] == "ok":
-            cse = {"status": "ok", "derive_s": cse["seconds"], "derive_cpu_s": cse["cpu_s"],
-                   "diff_s": sym["derive"]["diff_s"], "cse_s": cse["cse_s"],
-                   "tree_ops": cse["cse_ops"],
-                   "kernel": "same as naive (symgrad's IR already shares identical subtrees)"}
+    reverse = _method(rev, WORKER_STEPS["reverse"])
+    naive = _method(sym, ("derive", "compile", "run", "trees"))
+    cse = _method(sym, ("derive", "trees", "cse"))   # a stop in diff stops cse as well
+    if cse["status"] == "ok":
+        cse = {"status": "ok", "derive_s": cse["seconds"], "derive_cpu_s": cse["cpu_s"],
+               "diff_s": cse["diff_s"], "cse_s": cse["cse_s"], "tree_ops": cse["cse_ops"],
+               "kernel": "same as naive (symgrad's IR already shares identical subtrees)"}
+    elif cse["stopped_at"] == "cse":
+        cse = {k: cse[k] for k in ("status", "stopped_at", "detail")}
     for m in (reverse, naive):
         m["derive_s"], m["derive_cpu_s"] = m.pop("seconds", None), m.pop("cpu_s", None)
     forward = reverse.get("forward_ops") or naive.get("forward_ops")
@@ -401,7 +403,7 @@ def main_args(args: argparse.Namespace) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    print(report.table(result))
+    print(report.table(result, clock=args.clock))
     if args.json:
         write_atomic(args.json, json.dumps(result, indent=1) + "\n")
         print(f"wrote {args.json}", file=sys.stderr)

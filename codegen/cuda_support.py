@@ -20,6 +20,7 @@ import numpy as np
 from numba import cuda
 
 from codegen.runtime import DTypeError, ShapeError  # symgrad: not embedded
+
 BLOCK, MAX_BLOCKS = 256, 1024  # symgrad: not embedded
 
 SIMULATOR = bool(getattr(numba.config, "ENABLE_CUDASIM", 0)) or \
@@ -133,6 +134,35 @@ def _sum_all(partial, result):
         step //= 2
     if tid == 0:
         result[0] = sh[0]
+
+
+CUBLAS = None      # CuPy, while products run through cuBLAS (use_cublas); else tiled kernels
+
+
+def use_cublas(enable=True):
+    """Run the matrix products through CuPy's cuBLAS instead of the module's tiled kernels
+    (needs CuPy; same stream, no copies). The tiled kernels stay the default: the module
+    needs nothing beyond Numba."""
+    global CUBLAS
+    if enable:
+        import cupy
+        CUBLAS = cupy
+    else:
+        CUBLAS = None
+
+
+def matmul(kernel, grid, threads, a, b, c, ta, tb):
+    """c = op(a) @ op(b), op a transpose where ta (tb): the tiled kernel (which reads a
+    transposed operand with swapped indices), or cuBLAS when enabled and the dtypes agree."""
+    if CUBLAS is not None and a.dtype == b.dtype == c.dtype and c.size:
+        x, y = CUBLAS.asarray(a), CUBLAS.asarray(b)
+        CUBLAS.matmul(x.T if ta else x, y.T if tb else y, out=CUBLAS.asarray(c))
+    else:
+        kernel[grid, threads](a, b, c)
+
+
+if os.environ.get("SYMGRAD_CUDA_MATMUL", "") == "cublas" and not SIMULATOR:
+    use_cublas()
 
 
 def sum_columns(partial, result):

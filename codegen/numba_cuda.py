@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from codegen.printer import ExprPrinter, operand
 from codegen.source import Source
@@ -50,6 +51,9 @@ class Launch:
         assert (self.tile_threads * self.micro * self.tile_k) % (self.tile_threads ** 2) == 0
 
 
+DEFAULT_LAUNCH = Launch()
+
+
 def array_type(dtype: str, ndim: int) -> str:
     return f"{dtype}[{', '.join([':'] * (ndim - 1) + ['::1'])}]"
 
@@ -59,7 +63,7 @@ class CudaExprPrinter(ExprPrinter):
     where Numba's CUDA target has no NumPy ufunc; `np.log`, `np.tanh`, `np.maximum`
     ... where it has one (they follow IEEE rules in the simulator too)."""
 
-    FUNCS = {**ExprPrinter.FUNCS, Op.EXP: "_exp", Op.EXPM1: "_expm1", Op.LOG1P: "_log1p",
+    FUNCS: ClassVar[dict[Op, str]] = {**ExprPrinter.FUNCS, Op.EXP: "_exp", Op.EXPM1: "_expm1", Op.LOG1P: "_log1p",
              Op.SQRT: "_sqrt", Op.ABS: "abs"}
 
     def expr(self, op: Op, args: tuple[Operand, ...], attr=None) -> str:
@@ -127,7 +131,9 @@ class KernelSet:
     def table(self) -> list[str]:
         lines = ["KERNEL_SIGNATURES = {"]
         for name in sorted(self.signatures, key=_kernel_order(self.order)):
-            lines.append(f"    {name!r}: {tuple(self.signatures[name])!r},")
+            lines.append(f"    {name!r}: (")
+            lines += [f"        {sig!r}," for sig in self.signatures[name]]
+            lines.append("    ),")
         return lines + ["}"]
 
 
@@ -151,6 +157,7 @@ def tree_reduce(src: Source, shared: str, index: str, size: int, cond: str | Non
 # ---------------------------------------------------------------- scalar models
 
 Term = tuple[int, str]   # (program output index, "sum" | "mean" | "once")
+SHARED_DOUBLES = 4096    # float64 values of shared memory a block reduction uses (32 KB)
 
 
 def scalar_core(kernels: KernelSet, host: Source, name: str, program: Program, doc: str,
@@ -216,23 +223,32 @@ def _body_kernel(kernels: KernelSet, program: Program, printer: CudaExprPrinter,
         with body.block("if cuda.grid(1) == 0:"):
             for q, k in enumerate(once):
                 body.line(f"fixed[{q}] = {operand(program.outputs[k])}")
-    body.line(f"acc = cuda.local.array({width}, numba.float64)")
-    with body.block(f"for q in range({width}):"):
-        body.line("acc[q] = 0.0")
+    for q in range(width):
+        body.line(f"s{q} = 0.0")
     with body.block("for i in range(cuda.grid(1), n, cuda.gridsize(1)):"):
         for j, d in enumerate(data):
             body.line(f"x{j} = {d}[i]")
         body.lines(printer.statement(s) for s in program.body)
         for q, k in enumerate(batched):
-            body.line(f"acc[{q}] += {operand(program.outputs[k])}")
-    body.line(f"sh = cuda.shared.array({launch.block}, numba.float64)")
+            body.line(f"s{q} += {operand(program.outputs[k])}")
+    # The block's sums, GROUP outputs at a time: one tree (and one set of barriers) per
+    # group, within 32 KB of shared memory.
+    group = max(1, min(width, SHARED_DOUBLES // launch.block))
+    body.line(f"sh = cuda.shared.array(({launch.block}, {group}), numba.float64)")
     body.line("tid = cuda.threadIdx.x")
-    with body.block(f"for q in range({width}):"):
-        body.line("sh[tid] = acc[q]")
+    for start in range(0, width, group):
+        size = min(group, width - start)
+        for g in range(size):
+            body.line(f"sh[tid, {g}] = s{start + g}")
         body.line("cuda.syncthreads()")
-        tree_reduce(body, "sh[{i}]", "tid", launch.block)
-        with body.block("if tid == 0:"):
-            body.line("partial[cuda.blockIdx.x, q] = sh[0]")
+        body.line(f"step = {launch.block // 2}")
+        with body.block("while step > 0:"):
+            with body.block("if tid < step:"), body.block(f"for g in range({size}):"):
+                body.line("sh[tid, g] += sh[tid + step, g]")
+            body.line("cuda.syncthreads()")
+            body.line("step //= 2")
+        with body.block("if tid == 0:"), body.block(f"for g in range({size}):"):
+            body.line(f"partial[cuda.blockIdx.x, {start} + g] = sh[0, g]")
         body.line("cuda.syncthreads()")
     vec, mat = array_type(F64, 1), array_type(F64, 2)
     args = [("params", vec), *[(d, vec) for d in data], ("n", "int64"), ("partial", mat),
@@ -253,8 +269,10 @@ def _finish_kernel(kernels: KernelSet, results: list[list[Term]], batched: list[
         mean.append(any(how == "mean" for _, how in terms))
     body = Source()
     with body.block(f"for r in range(cuda.grid(1), {len(results)}, cuda.gridsize(1)):"):
-        body.line(f"k = {_int_tuple(columns)}[r]")
-        body.line(f"q = {_int_tuple(fixed)}[r]")
+        body.line("k = r" if columns == list(range(len(results))) else
+                  f"k = {_int_tuple(columns)}[r]")
+        if any(q >= 0 for q in fixed):
+            body.line(f"q = {_int_tuple(fixed)}[r]")
         body.line("v = 0.0")
         with body.block("if k >= 0:"):
             body.line("s = 0.0")
@@ -264,10 +282,12 @@ def _finish_kernel(kernels: KernelSet, results: list[list[Term]], batched: list[
                 body.line("v = s / nf" if any(mean) else "v = s")
             else:
                 body.line(f"v = s / nf if {_int_tuple([int(m) for m in mean])}[r] else s")
-            with body.block("if q >= 0:"):
-                body.line("v = v + fixed[q]")
-        with body.block("elif q >= 0:"):
-            body.line("v = fixed[q]")
+            if any(q >= 0 for q in fixed):
+                with body.block("if q >= 0:"):
+                    body.line("v = v + fixed[q]")
+        if any(q >= 0 for q in fixed):
+            with body.block("elif q >= 0:"):
+                body.line("v = fixed[q]")
         body.line("out[r] = v")
     vec, mat = array_type(F64, 1), array_type(F64, 2)
     return kernels.add("finish", [("partial", mat), ("fixed", vec), ("out", vec),

@@ -19,6 +19,7 @@ the CPU, where scalars are Python floats); scalars live in 1-element device arra
 
 from __future__ import annotations
 
+import textwrap
 from math import prod
 
 from codegen.numba_cuda import F64, CudaExprPrinter, KernelSet, Launch, array_type, tree_reduce
@@ -51,6 +52,7 @@ class _Arrays:
         self.names: dict[Node, str] = {}
         self.dtypes: dict[Node, str] = {}
         self.views: dict[Node, Node] = {}     # TRANSPOSE node -> the array it reads
+        self.wide: set[Node] = set()          # float64 whatever DTYPE: scalars and sums
         for i, p in enumerate(tp.params):
             self.names[p], self.dtypes[p] = f"P{i}", dtype
         for j, x in enumerate(tp.inputs):
@@ -61,15 +63,17 @@ class _Arrays:
                 self.views[kernel.out] = kernel.out.args[0]
                 continue
             if isinstance(kernel, Loop):
-                produced = [(m, F64 if not m.shape else dtype) for m, _ in kernel.stores]
-                produced += [(r, F64) for r, _ in kernel.accumulates]
+                produced = [(m, not m.shape) for m, _ in kernel.stores]
+                produced += [(r, True) for r, _ in kernel.accumulates]
             elif isinstance(kernel, RowLogSumExp):
-                produced = [(kernel.out, F64 if kernel.out.attr is None else dtype)]
+                produced = [(kernel.out, kernel.out.attr is None)]
             else:
-                produced = [(kernel.out, dtype)]
-            for n, kind in produced:
+                produced = [(kernel.out, False)]
+            for n, wide in produced:
                 if n not in self.names:
-                    self.names[n], self.dtypes[n] = f"A{count}", kind
+                    self.names[n], self.dtypes[n] = f"A{count}", F64 if wide else dtype
+                    if wide:
+                        self.wide.add(n)
                     count += 1
 
     def base(self, n: Node) -> tuple[Node, bool]:
@@ -151,10 +155,17 @@ def core_function(kernels: KernelSet, host: Source, name: str, tp: TensorProgram
             offset += size
         host.lines(core.grids)
         if core.allocs:
+            host.line(f"arrays = workspace({name!r}, (")
+            for array, shape, kind in core.allocs:
+                host.line(f"    ({shape}, {kind}),{' ' * max(1, 40 - len(shape + kind))}"
+                          f"# {array}")
+            host.line("))")
             names = ", ".join(a for a, _, _ in core.allocs) + ("," if len(core.allocs) == 1
                                                                else "")
-            spec = "".join(f"({s}, {d}), " for _, s, d in core.allocs)
-            host.line(f"({names}) = workspace({name!r}, ({spec}))")
+            lines = ["(" + line if k == 0 else " " + line
+                     for k, line in enumerate(textwrap.wrap(names, 86))]
+            lines[-1] += ") = arrays"
+            host.lines(lines)
         host.lines(core.launches)
         if result == "predict":
             b, swapped = arrays.base(tp.outputs[0])
@@ -184,7 +195,7 @@ def _loop_block(loop: Loop, launch: Launch) -> tuple[int, int]:
 
 
 def _alloc(core: _Core, arrays: _Arrays, n: Node) -> None:
-    dtype = "np.float64" if arrays.dtypes[n] == F64 else "DTYPE"
+    dtype = "np.float64" if n in arrays.wide else "DTYPE"
     core.allocs.append((arrays.names[n], _shape_text(n.shape) if n.shape else "(1,)", dtype))
 
 
@@ -336,8 +347,8 @@ def _matmul(kernels: KernelSet, core: _Core, arrays: _Arrays, mm: MatMul,
                       f"blocks_for({rows}, {tile}, {launch.max_tiles}))")
     core.allocs.append((arrays.names[mm.out], _shape_text(mm.out.shape), "DTYPE"))
     threads = launch.tile_threads
-    core.launches.append(f"{kname}[{grid}, ({threads}, {threads})]({arrays.names[a]}, "
-                         f"{arrays.names[b]}, {arrays.names[mm.out]})")
+    core.launches.append(f"matmul({kname}, {grid}, ({threads}, {threads}), {arrays.names[a]}, "
+                         f"{arrays.names[b]}, {arrays.names[mm.out]}, {ta}, {tb})")
 
 
 def _matmul_kernel(kernels: KernelSet, ta: bool, tb: bool, dtype: str, launch: Launch) -> str:
@@ -408,8 +419,7 @@ def _row_logsumexp(kernels: KernelSet, core: _Core, arrays: _Arrays, out: Node,
     rows, cols = x.shape
     xname, xtype = arrays.arg(x)
     res, rtype = arrays.arg(out)
-    core.allocs.append((res, _shape_text(out.shape) if out.shape else "(1,)",
-                        "DTYPE" if out.shape else "np.float64"))
+    _alloc(core, arrays, out)
     args = [(xname, xtype), (res, rtype)] + ([("n", "int64")] if "n" in (rows, cols) else [])
     body = Source()
     if out.attr is None:

@@ -27,9 +27,11 @@ def literal(value: float) -> str:
 
 
 def _exponent(value: Operand) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) <= 64:
-        text = str(int(value))     # Numba turns small integer powers into multiplications
-        return f"({text})" if value < 0 else text
+    # Numba turns small integer powers into multiplications; a negative integer power
+    # would raise ZeroDivisionError at 0 even with error_model="numpy", so it stays a
+    # float power (IEEE pow: 0.0 ** -2.0 == inf).
+    if isinstance(value, float) and value.is_integer() and 0 <= value <= 64:
+        return str(int(value))
     return operand(value)
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 from sympy.concrete.summations import Sum
+from sympy.core.cache import clear_cache
 from sympy.core.function import Derivative, _coeff_isneg
 from sympy.core.operations import LatticeOp
 from sympy.integrals.integrals import Integral
@@ -147,26 +148,6 @@ def direct_trees(model: Model) -> tuple[list[sp.Expr], list[sp.Expr]]:
     return sample, penalty
 
 
-def direct_derivation(model: Model, sample_trees: Sequence[sp.Expr],
-                      penalty_trees: Sequence[sp.Expr], diff_seconds: float = 0.0
-                      ) -> Derivation:
-    """The "symbolic" Derivation of already-computed trees (what derive() would build).
-
-    Lets one `sympy.diff` serve the tree count, CSE and the kernel: diff is the step
-    that explodes, so it is not repeated. Its `seconds` are `diff_seconds` plus the
-    time spent lowering the trees here.
-    """
-    start = time.perf_counter()
-    low = model.lowering(zero_deltas=True)
-    sample = direct.lower_gradients(low, list(sample_trees))
-    penalty = [None] * len(model.params) if model.penalty is None else \
-        direct.lower_gradients(low, list(penalty_trees))
-    seconds = diff_seconds + time.perf_counter() - start
-    base = derive(model, "reverse")   # the model-level fields, as derive() sets them
-    return dataclasses.replace(base, method="symbolic", sample_grads=tuple(sample),
-                               penalty_grads=tuple(penalty), seconds=seconds)
-
-
 # ------------------------------------------------------------ the results
 
 
@@ -265,26 +246,30 @@ def _reverse_steps(model: Model, budget_s: float | None) -> Iterator[Event]:
 
 
 def _direct_steps(model: Model, budget_s: float | None) -> Iterator[Event]:
+    # derive() keeps its trees to itself, so the trees are made again for counting
+    # and cse; SymPy's cache is cleared first, so each sympy.diff runs cold.
+    yield "start", "direct_dag", budget_s
+    clear_cache()
+    d = derive(model, "symbolic")
+    yield "done", "direct_dag", Measure(d.sizes()["total_ops"], d.seconds)
+
     yield "start", "direct_trees", budget_s
+    clear_cache()
     start = time.perf_counter()
     sample, penalty = direct_trees(model)
     t_diff = time.perf_counter() - start
     yield "done", "direct_trees", Measure(tree_ops(sample + penalty), t_diff)
 
-    left = None if budget_s is None else max(budget_s - t_diff, 0.0)
-    yield "start", "direct_dag", left
-    d = direct_derivation(model, sample, penalty, diff_seconds=t_diff)
-    yield "done", "direct_dag", Measure(d.sizes()["total_ops"], d.seconds)
-
-    yield "start", "direct_cse", left
+    yield "start", "direct_cse", None if budget_s is None else max(budget_s - t_diff, 0.0)
     start = time.perf_counter()
     ops = cse_ops(sample + penalty)
     yield "done", "direct_cse", Measure(ops, t_diff + time.perf_counter() - start)
 
 
-STEPS = {"reverse": ("reverse",), "direct": ("direct_trees", "direct_dag", "direct_cse")}
+STEPS = {"reverse": ("reverse",), "direct": ("direct_dag", "direct_trees", "direct_cse")}
 STEP_LABELS = {"reverse": "reverse mode", "direct_trees": "sympy.diff",
-               "direct_dag": "lowering the trees", "direct_cse": "sympy.cse"}
+               "direct_dag": "the symbolic derivation (sympy.diff, lowering)",
+               "direct_cse": "sympy.cse"}
 
 
 def follow(receive: Callable[[float | None], Event], kill: Callable[[], None],
@@ -394,9 +379,9 @@ def sizes(model: Model, budget_s: float | None = None) -> Sizes:
     """Sizes of `model`'s gradient by every method, each with its derivation time.
 
     With `budget_s`, each method runs in a forked child process, and a step that
-    takes longer than its share of the budget is stopped and reported as "over
-    budget" (the direct method's steps share one budget: diff, then lowering or
-    cse). Without it everything runs here, to completion.
+    takes longer than the budget is stopped and reported as "over budget" (each
+    direct step runs sympy.diff: derive, the trees, and the trees + cse, which gets
+    what diff left of the budget). Without it everything runs here, to completion.
     """
     budget = None if budget_s is None else float(budget_s)
     if budget is not None and (not math.isfinite(budget) or budget <= 0):
@@ -408,9 +393,15 @@ def sizes(model: Model, budget_s: float | None = None) -> Sizes:
             results.update(_run_inline(gen(model, budget), steps))
         else:
             results.update(_run_forked(lambda g=gen: g(model, budget), steps))
-    if not results["direct_trees"].ok:   # lowering and cse both start from the trees
-        results["direct_dag"] = results["direct_cse"] = results["direct_trees"]
-    forward = count_ops([n for n in model.forward if n is not None])
+    stopped = next((results[s] for s in STEPS["direct"] if not results[s].ok), None)
+    if stopped is not None and stopped.status == OVER_BUDGET:
+        for s in STEPS["direct"]:   # each direct step runs sympy.diff, which ran too long
+            if results[s].status == NOT_RUN:
+                results[s] = stopped
+    try:   # derive() counts the forward graph after its rewrites; ratios use that
+        forward = derive(model, "reverse").sizes()["forward_ops"]
+    except Exception:
+        forward = count_ops([n for n in model.forward if n is not None])
     return Sizes(model=model.name or "<unnamed model>", params=len(model.params),
                  forward_ops=forward, reverse=results["reverse"],
                  direct_trees=results["direct_trees"], direct_cse=results["direct_cse"],

@@ -23,6 +23,10 @@ SCALAR_EXAMPLES = ("lecture_graph", "chain_rule", "polynomial_sin", "hinge_two_l
 # and every block is ragged.
 SIM_LAUNCH = Launch(block=8, max_blocks=3, loop_threads=16, max_row_blocks=3,
                     tile_threads=2, micro=2, tile_k=4, max_tiles=2)
+# For the 1000-100-10 example: wider product tiles, so that the simulator synchronises
+# its threads a few hundred times per product instead of thousands.
+SIM_LAUNCH_WIDE = Launch(block=8, max_blocks=3, loop_threads=16, max_row_blocks=3,
+                         tile_threads=2, micro=8, tile_k=16, max_tiles=2)
 
 
 def example(name: str) -> symgrad.Model:

@@ -18,12 +18,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 import traceback
 
+import cuda_models as cm
 import numpy as np
 import pytest
-
-import cuda_models as cm
 
 CHECKS = [
     *(f"scalar:{name}" for name in (*cm.SCALAR_EXAMPLES, "every_op")),
@@ -36,12 +36,18 @@ CHECKS = [
 ]
 
 
+# SYMGRAD_CUDA_TESTS=gpu (benchmarks/gpu_check.sh): the same checks on a real GPU.
+ON_GPU = os.environ.get("SYMGRAD_CUDA_TESTS") == "gpu"
+
+
 @pytest.fixture(scope="module")
 def report():
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "NUMBA_DISABLE_JIT": "1"}
+    env = dict(os.environ)
+    if not ON_GPU:
+        env.update(NUMBA_ENABLE_CUDASIM="1", NUMBA_DISABLE_JIT="1")
     env["PYTHONPATH"] = os.pathsep.join([str(cm.ROOT), str(cm.ROOT / "tests")])
     done = subprocess.run([sys.executable, "-W", "ignore", __file__], env=env, cwd=cm.ROOT,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -65,16 +71,22 @@ class _Counted:
         return self.kernel[config]
 
 
+def _python(kernel):
+    """A kernel's Python function (the simulator's kernels call it `fn`)."""
+    return getattr(kernel, "py_func", None) or kernel.fn
+
+
 class _Context:
     def __init__(self):
         import numba
+
         import symgrad
         self.numba, self.symgrad = numba, symgrad
         self.launched: set[str] = set()
         self.kernels: dict[str, str] = {}       # kernel source -> "module kernel" label
         self.modules: dict = {}
 
-    def cuda(self, key, model, dtype="float64"):
+    def cuda(self, key, model, dtype="float64", launch=cm.SIM_LAUNCH):
         """The model's CUDA module with the simulator's launch shapes, its kernels counted."""
         from codegen import cuda_module
         from symgrad.derivation import derive
@@ -85,25 +97,25 @@ class _Context:
                 numba_version=self.numba.__version__, model_name=model.name,
                 param_nodes=model.param_nodes, input_nodes=model.input_nodes,
                 prediction=model.predict_node, matrix=model.is_matrix, dtype=dtype,
-                launch=cm.SIM_LAUNCH)
+                launch=launch)
             module = _load(source)
             wrapped = {}
             for name in module.KERNEL_SIGNATURES:
                 kernel = getattr(module, name)
-                text = inspect.getsource(kernel.fn).split(":", 1)[1]
+                text = inspect.getsource(_python(kernel)).split(":", 1)[1]
                 self.kernels.setdefault(text, f"{key} {dtype} {name}")
                 wrapped[name] = _Counted(kernel, text, self.launched)
             for name, counted in wrapped.items():
                 setattr(module, name, counted)
-            module.OPTIMIZER_KERNELS = tuple(wrapped.get(k.fn.__name__, k)
+            module.OPTIMIZER_KERNELS = tuple(wrapped.get(_python(k).__name__, k)
                                              for k in module.OPTIMIZER_KERNELS)
             self.modules[key, dtype] = module
         return self.modules[key, dtype]
 
     def cpu(self, model, dtype="float64"):
         module = self.symgrad.compile(model, dtype=dtype).module
-        # Run as plain Python (NUMBA_DISABLE_JIT): divide like the compiled code, where
-        # `nf = float(n)` at n = 0 gives 1/nf = inf instead of ZeroDivisionError.
+        # As plain Python (NUMBA_DISABLE_JIT), divide like the compiled code: `nf = float(n)`
+        # at n = 0 gives 1/nf = inf instead of ZeroDivisionError.
         module.float = np.float64
         return module
 
@@ -154,9 +166,11 @@ def check_matrix(ctx, which, dtype="float64", sizes=(0, 1, 37), rtol=1e-12):
         _entry_points(cuda, cpu, params, cm.mlp_data(n, seed=n), rtol, predict=True)
 
 
-OPTIMIZERS = {"sgd": ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
-              "rmsprop": ("RMSprop", dict(lr=0.01, weight_decay=0.01)),
-              "adam": ("Adam", dict(lr=0.01, weight_decay=0.01))}
+OPTIMIZERS = {
+    "sgd": ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    "rmsprop": ("RMSprop", {"lr": 0.01, "weight_decay": 0.01}),
+    "adam": ("Adam", {"lr": 0.01, "weight_decay": 0.01}),
+}
 
 
 def check_train(ctx, which, opt):
@@ -246,7 +260,8 @@ def check_deterministic(ctx):
 def check_example(ctx, name):
     """A shipped matrix example: every entry point, at a tiny batch."""
     model = cm.example(name)
-    cuda, cpu = ctx.cuda(name, model), ctx.cpu(model)
+    wide = cm.SIM_LAUNCH_WIDE if name == "two_layer_net" else cm.SIM_LAUNCH
+    cuda, cpu = ctx.cuda(name, model, launch=wide), ctx.cpu(model)
     params = cm.matrix_params(model, 10)
     data = cm.matrix_data(model, 5 if name == "linear_rmsprop" else 2, seed=11)
     _entry_points(cuda, cpu, params, data, predict=True)
@@ -277,15 +292,16 @@ def _run_checks() -> dict[str, list]:
         if check in runners:
             run = runners[check]
         elif kind == "scalar":
-            run = lambda name=rest: check_scalar(ctx, name)              # noqa: E731
+            run = lambda name=rest: check_scalar(ctx, name)
         elif kind == "train":
             model, opt = rest.split(":")
-            run = lambda m=model, o=opt: check_train(ctx, m, o)          # noqa: E731
+            run = lambda m=model, o=opt: check_train(ctx, m, o)
         else:
-            run = lambda name=rest: check_example(ctx, name)             # noqa: E731
+            run = lambda name=rest: check_example(ctx, name)
+        start = time.perf_counter()
         try:
             run()
-            results[check] = [True, ""]
+            results[check] = [True, f"{time.perf_counter() - start:.2f} s"]
         except BaseException:           # noqa: BLE001 -- reported to the parent test
             results[check] = [False, traceback.format_exc()[-3000:]]
     return results
@@ -295,5 +311,6 @@ if __name__ == "__main__":
     # The simulator's block manager busy-polls its threads while they run: with Python's
     # default 5 ms GIL switch interval these checks take ~8x longer.
     sys.setswitchinterval(1e-5)
-    assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run me from test_cuda_sim.py"
+    assert ON_GPU or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", \
+        "run me from test_cuda_sim.py"
     print(json.dumps(_run_checks()))

@@ -11,14 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks import peer_impls, peers  # noqa: E402
+from benchmarks import peer_impls, peers
 
 IMPL_KEYS = {"status", "us_per_step", "cpu_us_per_step", "runs_s", "cpu_s", "final_loss",
-             "ratio", "rel_loss_diff", "first_call_s"}
+             "ratio", "rel_loss_diff", "first_call_s", "agree_steps", "max_rel_diff_history"}
 COMPILE_KEYS = {"model_s", "derive_s", "emit_s", "import_s", "jit_loss_s",
                 "jit_loss_and_grad_s", "jit_train_s", "total_s", "source_lines", "module",
                 "numba_cache"}
@@ -34,12 +35,12 @@ def test_quick_run_table_and_json(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "peers.py"), "--quick", "--workloads", "a,c",
          "--json", str(out), "--text", str(text)],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = proc.stdout
     for expected in ("(a) cubic fit, GD", "(c) 1000-100-10 ReLU, SGD", "symgrad",
                      "NumPy by hand", "PyTorch eager", "JAX jit", "import failed: ImportError",
-                     "peer/symgrad", "rel diff", "cold s", "warm s",
+                     "peer/symgrad", "rel diff", "agree to", "cold s", "warm s",
                      "peak memory of training (c)", "targets (1 thread, float64):",
                      "load average"):
         assert expected in table, expected
@@ -62,9 +63,12 @@ def test_quick_run_table_and_json(tmp_path):
             assert IMPL_KEYS <= set(impls[name]), (key, name, IMPL_KEYS - set(impls[name]))
             assert len(impls[name]["runs_s"]) == 2 and impls[name]["us_per_step"] > 0
         assert impls["symgrad"]["ratio"] == 1.0 and impls["symgrad"]["rel_loss_diff"] == 0.0
-        # like for like: hand-written NumPy gradients reach symgrad's final loss
+        # like for like: hand-written NumPy gradients give symgrad's loss at every step
+        steps = peer_impls.spec(key, quick=True)["steps"]
+        assert w["spec"]["steps"] == steps
         assert impls["numpy"]["rel_loss_diff"] < 1e-9, impls["numpy"]
-        assert w["spec"]["steps"] == peer_impls.spec(key, quick=True)["steps"]
+        assert impls["numpy"]["agree_steps"] == steps, impls["numpy"]
+        assert impls["symgrad"]["max_rel_diff_history"] == 0.0
 
         cold, warm = result["compile"][key]["cold"], result["compile"][key]["warm"]
         assert COMPILE_KEYS <= set(cold) and COMPILE_KEYS <= set(warm)
@@ -98,6 +102,17 @@ def test_arguments(capsys):
         with pytest.raises(SystemExit):
             peers.parse_args(bad)
     capsys.readouterr()
+
+
+def test_agreement_counts_leading_steps():
+    reference = np.array([4.0, 3.0, 2.0, 1.0])
+    assert peers._agreement(reference.copy(), reference) == {
+        "agree_steps": 4, "max_rel_diff_history": 0.0}
+    drifted = reference * np.array([1.0, 1.0 + 1e-12, 1.0 + 1e-3, 1.0])
+    out = peers._agreement(drifted, reference)
+    assert out["agree_steps"] == 2 and abs(out["max_rel_diff_history"] - 1e-3) < 1e-12
+    assert peers._agreement(np.array([np.nan, 3.0]), reference[:2])["agree_steps"] == 0
+    assert peers._agreement(reference[:3], reference)["agree_steps"] == 0
 
 
 def test_arrays_to_hold_counts_the_lecture_net():

@@ -21,7 +21,7 @@ Phase 2, on phase 1's result, removes cancellations that remain:
 
     1 - sigmoid(x), sigmoid(x) - 1       -> sigmoid(-x), -sigmoid(-x)
     k s / (m s)                          -> k / m           (s = sigmoid(x) or exp(x): never 0)
-    1 / x^c                              -> x^(-c)          (c > 1, so that d/dx at 0 is -inf
+    k / (m x^c)                          -> k x^(-c) / m    (c > 1, so that d/dx at 0 is -inf
                                                              as for torch.pow, not -inf * 0)
 
 Each left side equals its right side as a real function, so every rewrite is
@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from symgrad.ir import Node, Op, add, const, div, make, mul, neg, node, pow_, sub, toposort
 
@@ -54,10 +54,14 @@ PHASES: tuple[dict[Op, list[tuple[str, Rule]]], ...] = ({}, {})
 RULES: list[str] = []   # every rule's name, phase 1 first, in the order they are tried
 
 
+MATCHED_OPS = (Op.ADD, Op.SUB, Op.DIV, Op.LOG)     # `_Phase.apply` looks at no others
+
+
 def rule(phase: int, name: str, *ops: Op):
     """Register a rule of `phase` (1 or 2), tried on nodes whose op is in `ops`."""
     def register(fn: Rule) -> Rule:
         for op in ops:
+            assert op in MATCHED_OPS, f"add {op} to MATCHED_OPS and to _Phase.apply"
             PHASES[phase - 1].setdefault(op, []).append((name, fn))
         RULES.append(name)
         return fn
@@ -187,6 +191,17 @@ def _exponent_of(term: Node) -> Node | None:
     return None
 
 
+def _terms(n: Node) -> Iterator[Node]:
+    """The terms of an ADD tree, left to right."""
+    stack = [n]
+    while stack:
+        t = stack.pop()
+        if t.op is Op.ADD:
+            stack.extend(reversed(t.args))
+        else:
+            yield t
+
+
 def _exp_terms(n: Node, memo: _Memo) -> tuple[Node, ...] | None:
     """The exponents x1..xk when n is a sum exp(x1) + ... + exp(xk) of k >= 2 terms, not
     all constant, that is not already max-shifted; None otherwise."""
@@ -195,12 +210,7 @@ def _exp_terms(n: Node, memo: _Memo) -> tuple[Node, ...] | None:
     if n in memo.exp_terms:
         return memo.exp_terms[n]
     exponents: list[Node] | None = []
-    stack = [n]
-    while stack:
-        t = stack.pop()
-        if t.op is Op.ADD:
-            stack.extend(reversed(t.args))
-            continue
+    for t in _terms(n):
         x = _exponent_of(t)
         if x is None:
             exponents = None
@@ -304,14 +314,19 @@ def _softmax(n, memo):
     exponents = _exp_terms(den, memo)
     if exponents is None:
         return None
-    for i, x in enumerate(exponents):
-        if (e := _exp_factor(num, x)) is not None:
-            _, shifted, log_total = _logsumexp(exponents)
-            return mul(_without(num, e), make(Op.EXP, sub(shifted[i], log_total)))
+    # exp(u) / sum = exp(u - logsumexp) for any u; u is safe (<= about the max) when it
+    # is a term's own exponent, with or without the term's constant factor.
+    candidates = set(exponents) | {t.args[0] for t in _terms(den) if t.op is Op.EXP}
+    candidates |= {f.args[0] for t in _terms(den) if t.op is Op.MUL
+                   for f in t.args if f.op is Op.EXP}
+    for f in _factors(num):
+        if f.op is Op.EXP and f.args[0] in candidates:
+            m, _, log_total = _logsumexp(exponents)
+            return mul(_without(num, f), make(Op.EXP, sub(sub(f.args[0], m), log_total)))
     return None
 
 
-@rule(1, "1 / (1 + exp(-x)) -> sigmoid(x)", Op.DIV)
+@rule(1, "k / (m (1 + exp(-x))) -> k sigmoid(x) / m", Op.DIV)
 def _sigmoid(n, memo):
     num, den = n.args
     found = _one_plus_exp_factor(den)
@@ -453,12 +468,13 @@ def _cancel(n, memo):
     return None
 
 
-@rule(2, "1 / x^c -> x^(-c) (c > 1)", Op.DIV)
+@rule(2, "k / (m x^c) -> k x^(-c) / m (c > 1)", Op.DIV)
 def _reciprocal_power(n, memo):
     num, den = n.args
-    if _is(num, 1.0) and den.op is Op.POW and den.args[1].op is Op.CONST \
-            and den.args[1].attr > 1.0:
-        return pow_(den.args[0], const(-den.args[1].attr))
+    for f in _factors(den):
+        if f.op is Op.POW and f.args[1].op is Op.CONST and f.args[1].attr > 1.0:
+            power = pow_(f.args[0], const(-f.args[1].attr))
+            return div(mul(num, power), _without(den, f))
     return None
 
 
@@ -466,35 +482,77 @@ def _reciprocal_power(n, memo):
 
 def stabilize(roots: Sequence[Node | None]) -> tuple[list[Node | None], Counter]:
     """The roots rewritten bottom-up by phase 1, then by phase 2; and how often each
-    rule fired."""
-    fired: Counter = Counter()
-    current = list(roots)
-    for rules in PHASES:
-        current = _rewrite(current, rules, fired)
-    return current, fired
+    rule fired.
 
-
-def _rewrite(roots: list[Node | None], rules: dict[Op, list[tuple[str, Rule]]],
-             fired: Counter) -> list[Node | None]:
-    memo = _Memo()
-    new: dict[Node, Node] = {}
+    One walk: each node is rewritten by phase 1 once its args are, then phase 2
+    rewrites that result (and any node phase 1 created in it) once their args are.
+    """
+    first, second = _Phase(PHASES[0]), _Phase(PHASES[1])
     for n in toposort([r for r in roots if r is not None]):
-        rebuilt = n if not n.args else _rebuild(n, [new[a] for a in n.args])
+        first.new[n] = first.apply(n if not n.args else _rebuild(n, [first.new[a]
+                                                                      for a in n.args]))
+        second.rewrite(first.new[n])
+    fired = first.fired + second.fired
+    return [None if r is None else second.new[first.new[r]] for r in roots], fired
+
+
+
+
+class _Phase:
+    def __init__(self, rules: dict[Op, list[tuple[str, Rule]]]):
+        self.rules = rules
+        self.new: dict[Node, Node] = {}
+        self.fired: Counter = Counter()
+        self.memo = _Memo()
+
+    def apply(self, n: Node) -> Node:
+        """n after this phase's rules, applied at its root until none fires."""
         for _ in range(8):          # rules shrink the node; a few rounds reach a fixpoint
-            for name, fn in rules.get(rebuilt.op, ()):
-                replacement = fn(rebuilt, memo)
-                if replacement is not None and replacement is not rebuilt:
-                    fired[name] += 1
-                    rebuilt = replacement
+            op = n.op               # identity tests first: Enum hashing is slow in bulk
+            if op is Op.ADD or op is Op.SUB:
+                if not _additive_candidate(n):
+                    return n
+            elif op is not Op.DIV and op is not Op.LOG:
+                return n
+            for name, fn in self.rules.get(op, ()):
+                replacement = fn(n, self.memo)
+                if replacement is not None and replacement is not n:
+                    self.fired[name] += 1
+                    n = replacement
                     break
             else:
-                break
-        new[n] = rebuilt
-    return [None if r is None else new[r] for r in roots]
+                return n
+        return n
+
+    def rewrite(self, root: Node) -> None:
+        """Rewrite root and every node below it not yet rewritten (args first)."""
+        new = self.new
+        stack = [root]
+        while stack:
+            n = stack[-1]
+            if n in new:
+                stack.pop()
+                continue
+            pending = [a for a in n.args if a not in new]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            new[n] = self.apply(n if not n.args else _rebuild(n, [new[a] for a in n.args]))
+
+
+def _additive_candidate(n: Node) -> bool:
+    """Sums and differences only match when an operand (or its negation) is an exp,
+    a sigmoid or a softplus."""
+    for a in n.args:
+        op = a.args[0].op if a.op is Op.NEG else a.op
+        if op is Op.EXP or op is Op.SIGMOID or op is Op.SOFTPLUS:
+            return True
+    return False
 
 
 def _rebuild(n: Node, args: list[Node]) -> Node:
-    if all(a is b for a, b in zip(args, n.args)):
+    if tuple(args) == n.args:       # identity comparison: Node equality is identity
         return n
     if n.op is Op.WHERE:
         return node(Op.WHERE, *args)
