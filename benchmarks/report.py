@@ -113,7 +113,7 @@ def plot(result: dict, path: str) -> None:
             ax.plot(*zip(*points), style, label=label)
     budget = result["meta"]["budget_s"]
     times_ax.axhline(budget, color="grey", linestyle=":", label=f"budget ({budget:g} s)")
-    for ax, ylabel in ((sizes_ax, "operations"), (times_ax, "seconds")):
+    for ax, ylabel in ((sizes_ax, "operations"), (times_ax, "seconds (wall-clock)")):
         ax.set_yscale("log")
         ax.set_xlabel("depth L (tanh layers of width 4)")
         ax.set_xticks(depth)
@@ -121,7 +121,7 @@ def plot(result: dict, path: str) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     sizes_ax.set_title("gradient size")
-    times_ax.set_title("time (missing points: over budget)")
+    times_ax.set_title("time (a missing point: over budget or skipped)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

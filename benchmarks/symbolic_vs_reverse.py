@@ -126,7 +126,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="depth of the width sweep (default 3)")
     p.add_argument("--hinge", type=hinge_sizes, default=None, metavar="SIZES",
                    help="hinge-loss networks, inputs x hidden units, e.g. 4x3,8x6 "
-                        "(default 4x3,8x6,16x12,32x16; 'none' to skip)")
+                        "(default 4x3,8x6,16x12; 'none' to skip)")
     p.add_argument("--budget", type=positive(float), default=None, metavar="S",
                    help="seconds allowed per method and step before it is reported as "
                         "over budget (default 60)")
@@ -149,7 +149,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 DEFAULTS = {"depth": list(range(1, 9)), "width": list(range(2, 9)),
-            "hinge": [(4, 3), (8, 6), (16, 12), (32, 16)], "budget": 60.0,
+            "hinge": [(4, 3), (8, 6), (16, 12)], "budget": 60.0,
             "samples": 100_000, "repeats": 5}
 QUICK = {"depth": [1, 2], "width": [2, 3], "hinge": [(4, 3)], "budget": 30.0,
          "samples": 1000, "repeats": 3}

@@ -146,6 +146,7 @@ def _matrix_cores(kernels: KernelSet, host: Source, d: Derivation, param_nodes, 
         f"INPUT_SHAPES = ({''.join(repr(s) + ', ' for s in input_shapes)})",
         f"BATCH = {size_name!a}",
         f"DTYPE = np.{dtype}",
+        *numba_cuda_tensor.param_layout(param_shapes),
     ]
     entry = _MATRIX_ENTRY_POINTS + "\n\n\n" + (_PREDICT if prediction is not None
                                                 else _NO_PREDICT)

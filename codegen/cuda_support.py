@@ -97,6 +97,22 @@ def workspace(key, spec):
     return held[1]
 
 
+_VIEWS = {}
+
+
+def param_views(theta, layout):
+    """Each param's view of the flat device vector theta, from (start, stop, shape) per
+    param. Kept while theta is the same object (a training run): a device-array view
+    costs microseconds of Python, each call. The cache holds theta, so its identity
+    cannot be reused by another array."""
+    held = _VIEWS.get(layout)
+    if held is None or held[0] is not theta:
+        views = tuple(theta[a:b].reshape(shape) if shape else theta[a:b]
+                      for a, b, shape in layout)
+        held = _VIEWS[layout] = (theta, views)
+    return held[1]
+
+
 def blocks_for(count, per_block, cap):
     """Blocks covering `count` items (at least 1; at most `cap`, grid-stride loops do the
     rest). A function of the sizes only, so partial sums are the same on every run."""

@@ -120,6 +120,15 @@ class _Core:
         return f"g{self.count}"
 
 
+def param_layout(param_shapes: list[Shape]) -> list[str]:
+    """The module constant PARAM_LAYOUT: (start, stop, shape) of each param in theta."""
+    lines, offset = ["PARAM_LAYOUT = ("], 0
+    for shape in param_shapes:
+        lines.append(f"    ({offset}, {offset + prod(shape)}, {tuple(shape)!r}),")
+        offset += prod(shape)
+    return lines + [")"]
+
+
 def core_function(kernels: KernelSet, host: Source, name: str, tp: TensorProgram, doc: str,
                   param_shapes: list[Shape], size_source: tuple[int, int] | None,
                   result: str, dtype: str, launch: Launch) -> None:
@@ -146,13 +155,10 @@ def core_function(kernels: KernelSet, host: Source, name: str, tp: TensorProgram
             j, axis = size_source
             host.line(f"n = D{j}.shape[{axis}]")
             host.line("nf = np.float64(n)    # IEEE division in the simulator too (1.0 / 0 is inf)")
-        offset = 0
-        for i, shape in enumerate(param_shapes):
-            size = prod(shape)
-            view = f"theta[{offset}:{offset + size}]"
-            host.line(f"P{i} = {view}.reshape({_shape_text(shape)})" if shape else
-                      f"P{i} = {view}")
-            offset += size
+        if param_shapes:
+            names = ", ".join(f"P{i}" for i in range(len(param_shapes)))
+            comma = "," if len(param_shapes) == 1 else ""
+            host.line(f"{names}{comma} = param_views(theta, PARAM_LAYOUT)")
         host.lines(core.grids)
         if core.allocs:
             host.line(f"arrays = workspace({name!r}, (")

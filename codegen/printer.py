@@ -97,6 +97,10 @@ def _where(c, a, b, attr):
     return f"{a} if {c} else {b}"
 
 
+def _tanh_backward(g, y, attr):
+    return f"{g} * (1.0 - {y} * {y})"
+
+
 def _sigmoid(a, attr):
     # Two branches so that exp never overflows: exp(-a) for a >= 0, exp(a) below.
     return f"1.0 / (1.0 + np.exp(-{a})) if {a} >= 0.0 else np.exp({a}) / (1.0 + np.exp({a}))"
@@ -119,4 +123,5 @@ def _heaviside(a, attr):
 _RULES: dict[Op, _Rule] = {
     Op.NEG: _neg, Op.POW: _pow, Op.NOT: _not, Op.WHERE: _where, Op.SIGMOID: _sigmoid,
     Op.SOFTPLUS: _softplus, Op.RELU: _relu, Op.HEAVISIDE: _heaviside,
+    Op.TANH_BACKWARD: _tanh_backward,
 }

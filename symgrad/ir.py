@@ -69,6 +69,8 @@ class Op(enum.Enum):
     AND = "and"
     OR = "or"
     NOT = "not"
+    # derivatives read from the forward output, one op each (PyTorch's tanh_backward)
+    TANH_BACKWARD = "tanh_backward"    # (g, out): g * (1 - out^2)
     # selection
     WHERE = "where"          # (cond, if_true, if_false), lazy in both branches
     # matrix ops
@@ -91,7 +93,8 @@ BOOLEAN = COMPARISONS | LOGICAL
 ARITY: dict[Op, int] = {op: 1 for op in Op}
 ARITY.update({op: 0 for op in LEAVES})
 ARITY.update({op: 2 for op in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAX, Op.MIN,
-                               Op.AND, Op.OR, Op.MATMUL, *COMPARISONS)})
+                               Op.AND, Op.OR, Op.MATMUL, Op.TANH_BACKWARD, *COMPARISONS)})
+BACKWARD_ONLY = frozenset({Op.TANH_BACKWARD})   # made by VJP rules, never by the front end
 ARITY[Op.WHERE] = 3
 
 
@@ -252,6 +255,7 @@ SEMANTICS: dict[Op, Callable] = {
     Op.EQ: np.equal, Op.NE: np.not_equal,
     Op.AND: np.logical_and, Op.OR: np.logical_or, Op.NOT: np.logical_not,
     Op.WHERE: np.where,
+    Op.TANH_BACKWARD: lambda g, out: g * (1.0 - out * out),
     Op.MATMUL: np.matmul, Op.TRANSPOSE: np.transpose, Op.SUM: _sum, Op.LOGSUMEXP: _logsumexp,
 }
 ATTR_OPS = frozenset({Op.HEAVISIDE, Op.SUM, Op.LOGSUMEXP})   # ops whose SEMANTICS take attr as a last argument

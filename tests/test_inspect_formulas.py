@@ -111,8 +111,7 @@ def _args_for(op):
         return (node(Op.GT, a, b),)
     if op is Op.WHERE:
         return (node(Op.GT, a, b), a, b)
-    return (a, b)[: 2 if op in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAX, Op.MIN)
-                  or op in BOOLEAN else 1]
+    return (a, b)[: 2 if ir.ARITY[op] == 2 else 1]
 
 
 SCALAR_OPS = [op for op in Op if op not in LEAVES | getattr(ir, "STRUCTURAL", frozenset())]

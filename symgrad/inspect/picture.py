@@ -39,7 +39,7 @@ SYMBOLS: dict[Op, str] = {
     Op.LT: "<", Op.LE: "≤", Op.GT: ">", Op.GE: "≥", Op.EQ: "=", Op.NE: "≠",
     Op.AND: "and", Op.OR: "or", Op.NOT: "not", Op.WHERE: "where",
     Op.MATMUL: "@", Op.TRANSPOSE: "T", Op.BROADCAST: "bcast", Op.SUM: "Σ",
-    Op.LOGSUMEXP: "logsumexp",
+    Op.LOGSUMEXP: "logsumexp", Op.TANH_BACKWARD: "tanh'",
 }
 # Which arg is which, for ops where the order matters (drawn on the edges).
 ARG_ROLES: dict[Op, tuple[str, ...]] = {

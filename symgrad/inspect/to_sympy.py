@@ -48,6 +48,7 @@ _BUILDERS: dict[Op, Builder] = {
     Op.POW: lambda a, b: a ** b,
     Op.EXP: sp.exp, Op.EXPM1: expm1, Op.LOG: sp.log, Op.LOG1P: log1p, Op.SQRT: sp.sqrt,
     Op.SIN: sp.sin, Op.COS: sp.cos, Op.TAN: sp.tan, Op.TANH: sp.tanh,
+    Op.TANH_BACKWARD: lambda g, out: g * (1 - out**2),
     Op.ABS: sp.Abs, Op.SIGN: sp.sign,
     Op.SIGMOID: fn.sigmoid, Op.RELU: fn.relu, Op.SOFTPLUS: fn.softplus,
     Op.MAX: sp.Max, Op.MIN: sp.Min,
