@@ -14,7 +14,7 @@ from symgrad.inspect.to_sympy import MAX_INLINE_DEPTH, to_sympy, with_definition
 from symgrad.interpret import loss_and_grad
 from symgrad.derivation import derive
 from symgrad import ir
-from symgrad.ir import BOOLEAN, LEAVES, Op, apply, make, node, param, where
+from symgrad.ir import LEAVES, Op, apply, make, node, param, where
 from symgrad.modelfile import load_model
 from symgrad.reverse import reverse_mode
 
