@@ -17,10 +17,16 @@ venv: $(STAMP)
 demo: $(STAMP)
 	mkdir -p build
 	$(BIN)/python examples/lecture_graph.py
+	$(BIN)/symgrad grad examples/lecture_graph.py --steps --at x=-2,y=5,z=-4
+	$(BIN)/symgrad graph examples/lecture_graph.py --at x=-2,y=5,z=-4 -o build/lecture_graph.png
 	$(BIN)/python examples/chain_rule.py
+	$(BIN)/symgrad grad examples/chain_rule.py
 	$(BIN)/symgrad compile examples/polynomial_sin.py -o build/poly_kernels.py --jit
 	$(BIN)/python examples/polynomial_sin.py
 	$(BIN)/python examples/hinge_two_layer.py
+	$(BIN)/python examples/linear_rmsprop.py
+	$(BIN)/symgrad train examples/two_layer_net.py --steps 500 --optimizer sgd --lr 1e-4 \
+		--plot build/two_layer_loss.png
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

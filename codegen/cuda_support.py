@@ -21,7 +21,8 @@ from numba import cuda
 
 from codegen.runtime import DTypeError, ShapeError  # symgrad: not embedded
 
-BLOCK, MAX_BLOCKS = 256, 1024  # symgrad: not embedded
+BLOCK, MAX_BLOCKS, TILE, TILE_THREADS, MAX_TILES = 256, 1024, 64, 16, 512  # symgrad: not embedded
+SPLIT_TARGET, SPLIT_MIN_DEPTH = 256, 256  # symgrad: not embedded
 
 SIMULATOR = bool(getattr(numba.config, "ENABLE_CUDASIM", 0)) or \
     os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
@@ -167,14 +168,40 @@ def use_cublas(enable=True):
         CUBLAS = None
 
 
-def matmul(kernel, grid, threads, a, b, c, ta, tb):
+def matmul(kernel, a, b, c, ta, tb, key):
     """c = op(a) @ op(b), op a transpose where ta (tb): the tiled kernel (which reads a
-    transposed operand with swapped indices), or cuBLAS when enabled and the dtypes agree."""
+    transposed operand with swapped indices), or cuBLAS when enabled and the dtypes agree.
+
+    A product with few output tiles and a long inner dim (a weight gradient: the inner dim
+    is the batch) is split along the inner dim so that enough blocks run; each split writes
+    its own slice of a scratch array, and a second kernel adds the slices in order."""
+    rows, cols = c.shape
     if CUBLAS is not None and a.dtype == b.dtype == c.dtype and c.size:
         x, y = CUBLAS.asarray(a), CUBLAS.asarray(b)
         CUBLAS.matmul(x.T if ta else x, y.T if tb else y, out=CUBLAS.asarray(c))
-    else:
-        kernel[grid, threads](a, b, c)
+        return
+    depth = a.shape[0] if ta else a.shape[1]
+    gx, gy = blocks_for(cols, TILE, MAX_TILES), blocks_for(rows, TILE, MAX_TILES)
+    splits = max(1, min(-(-SPLIT_TARGET // (gx * gy)), depth // SPLIT_MIN_DEPTH))
+    threads = (TILE_THREADS, TILE_THREADS)
+    if splits == 1:
+        kernel[(gx, gy, 1), threads](a, b, c.reshape((1, rows, cols)))
+        return
+    (scratch,) = workspace(key, (((splits, rows, cols), c.dtype),))
+    kernel[(gx, gy, splits), threads](a, b, scratch)
+    _sum_splits[blocks_for(rows * cols, BLOCK, MAX_BLOCKS), BLOCK](scratch, c)
+
+
+@cuda.jit
+def _sum_splits(scratch, c):
+    """c = scratch[0] + scratch[1] + ... in order (split-K's second pass)."""
+    cols = c.shape[1]
+    for e in range(cuda.grid(1), c.shape[0] * cols, cuda.gridsize(1)):
+        i, j = e // cols, e % cols
+        s = scratch[0, i, j]
+        for z in range(1, scratch.shape[0]):
+            s += scratch[z, i, j]
+        c[i, j] = s
 
 
 if os.environ.get("SYMGRAD_CUDA_MATMUL", "") == "cublas" and not SIMULATOR:

@@ -2,10 +2,10 @@
 
 The statements are the CPU's (`ExprPrinter`, subclassed only where the device's
 math differs); the layout is CUDA's. One kernel runs the per-sample body over the
-batch with a grid-stride loop: each thread sums its samples' outputs in a local
-array, each block adds its threads' sums by a tree in shared memory and writes one
-row of `partial` (blocks x outputs). A second kernel adds those rows in block
-order. Partial sums, not `cuda.atomic.add`: atomics finish in whatever order the
+batch with a grid-stride loop and a bounds guard: each thread sums its samples'
+outputs in local scalars, each block adds its threads' sums by a tree in shared
+memory and writes one row of `partial` (blocks x outputs). A second kernel adds
+those rows in block order. Partial sums, not `cuda.atomic.add`: atomics finish in whatever order the
 hardware schedules them, so the floating-point total would change from run to
 run; with a grid that depends only on n, the same inputs give the same bits.
 Statements that read no input (the schedule's prologue) run in every thread
@@ -43,6 +43,8 @@ class Launch:
     micro: int = 4              # matmul: outputs per thread along each side
     tile_k: int = 16            # matmul: depth of a shared-memory tile
     max_tiles: int = 512        # matmul: grid cap along each side
+    split_target: int = 256     # matmul: blocks to aim for by splitting the inner dim
+    split_min_depth: int = 256  # matmul: inner-dim elements per split at least
 
     def __post_init__(self):
         for name in ("block", "loop_threads"):
@@ -63,8 +65,12 @@ class CudaExprPrinter(ExprPrinter):
     where Numba's CUDA target has no NumPy ufunc; `np.log`, `np.tanh`, `np.maximum`
     ... where it has one (they follow IEEE rules in the simulator too)."""
 
-    FUNCS: ClassVar[dict[Op, str]] = {**ExprPrinter.FUNCS, Op.EXP: "_exp", Op.EXPM1: "_expm1", Op.LOG1P: "_log1p",
-             Op.SQRT: "_sqrt", Op.ABS: "abs"}
+    FUNCS: ClassVar[dict[Op, str]] = {
+        **ExprPrinter.FUNCS, Op.EXP: "_exp", Op.EXPM1: "_expm1", Op.LOG1P: "_log1p",
+        Op.SQRT: "_sqrt", Op.ABS: "abs"}
+    # NumPy functions Numba's CUDA target cannot type (measured with Numba 0.68)
+    NOT_ON_DEVICE: ClassVar[tuple[str, ...]] = (
+        "np.exp(", "np.expm1(", "np.log1p(", "np.sqrt(", "np.abs(", "np.sign(", "np.isfinite(")
 
     def expr(self, op: Op, args: tuple[Operand, ...], attr=None) -> str:
         a = [operand(x) for x in args]

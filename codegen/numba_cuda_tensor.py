@@ -109,7 +109,8 @@ class _Arrays:
 class _Core:
     """Accumulates one host function: launch-size lines, workspace arrays, launches."""
 
-    def __init__(self):
+    def __init__(self, name: str):
+        self.name = name
         self.grids: list[str] = []
         self.allocs: list[tuple[str, str, str]] = []      # (name, shape text, dtype text)
         self.launches: list[str] = []
@@ -137,7 +138,7 @@ def core_function(kernels: KernelSet, host: Source, name: str, tp: TensorProgram
     (result "predict"), and register its kernels."""
     arrays = _Arrays(tp, dtype)
     printer = CudaExprPrinter()
-    core = _Core()
+    core = _Core(name)
     for kernel in tp.kernels:
         if isinstance(kernel, View):
             continue
@@ -344,30 +345,33 @@ def _matmul(kernels: KernelSet, core: _Core, arrays: _Arrays, mm: MatMul,
             launch: Launch) -> None:
     (a, ta), (b, tb) = arrays.base(mm.a), arrays.base(mm.b)
     kname = _matmul_kernel(kernels, ta, tb, arrays.dtype, launch)
-    types = [arrays.arg(mm.a)[1], arrays.arg(mm.b)[1], arrays.arg(mm.out)[1]]
-    kernels.sign(kname, types)
-    tile = launch.tile_threads * launch.micro
-    rows, cols = mm.out.shape
-    grid = core.grid_name()
-    core.grids.append(f"{grid} = (blocks_for({cols}, {tile}, {launch.max_tiles}), "
-                      f"blocks_for({rows}, {tile}, {launch.max_tiles}))")
+    kernels.sign(kname, [arrays.arg(mm.a)[1], arrays.arg(mm.b)[1],
+                         array_type(arrays.dtype, 3)])
+    kernels.sign("_sum_splits", [array_type(arrays.dtype, 3), array_type(arrays.dtype, 2)])
     core.allocs.append((arrays.names[mm.out], _shape_text(mm.out.shape), "DTYPE"))
-    threads = launch.tile_threads
-    core.launches.append(f"matmul({kname}, {grid}, ({threads}, {threads}), {arrays.names[a]}, "
-                         f"{arrays.names[b]}, {arrays.names[mm.out]}, {ta}, {tb})")
+    out = arrays.names[mm.out]
+    core.launches.append(f"matmul({kname}, {arrays.names[a]}, {arrays.names[b]}, {out}, "
+                         f"{ta}, {tb}, {(core.name + ':' + out)!r})")
 
 
 def _matmul_kernel(kernels: KernelSet, ta: bool, tb: bool, dtype: str, launch: Launch) -> str:
-    """c = op(a) @ op(b); op transposes by reading a[k, i] for a[i, k] (ta) or b[j, k]
-    for b[k, j] (tb). Each tile load runs along the stored array's contiguous axis."""
+    """c[z] = op(a) @ op(b) over the z-th of gridDim.z slices of the inner dim (split-K;
+    one slice writes the product itself); op transposes by reading a[k, i] for a[i, k]
+    (ta) or b[j, k] for b[k, j] (tb). Each tile load runs along the stored array's
+    contiguous axis."""
     tm, r, tk = launch.tile_threads, launch.micro, launch.tile_k
     bt = tm * r
     loads = bt * tk // (tm * tm)
     zero = "0.0" if dtype == F64 else f"numba.{dtype}(0.0)"
     body = Source()
-    body.line("rows = c.shape[0]")
-    body.line("cols = c.shape[1]")
+    body.line("rows = c.shape[1]")
+    body.line("cols = c.shape[2]")
     body.line(f"depth = a.shape[{0 if ta else 1}]")
+    body.line(f"chunk = (depth + cuda.gridDim.z * {tk} - 1) // (cuda.gridDim.z * {tk}) * {tk}")
+    body.line("first = cuda.blockIdx.z * chunk")
+    # (not min(): on Numba's CUDA target it compiles for the current device, which PTX
+    # compiles without a GPU do not have)
+    body.line("last = first + chunk if first + chunk < depth else depth")
     # one padding column keeps the transposing stores free of bank conflicts
     body.line(f"sa = cuda.shared.array(({tk}, {bt + 1}), numba.{dtype})")
     body.line(f"sb = cuda.shared.array(({tk}, {bt + 1}), numba.{dtype})")
@@ -379,7 +383,7 @@ def _matmul_kernel(kernels: KernelSet, ta: bool, tb: bool, dtype: str, launch: L
                         f"cuda.gridDim.x * {bt}):"):
             for u in range(r):
                 body.line(" = ".join(f"c{u}_{v}" for v in range(r)) + f" = {zero}")
-            with body.block(f"for k0 in range(0, depth, {tk}):"):
+            with body.block(f"for k0 in range(first, last, {tk}):"):
                 with body.block(f"for step in range({loads}):"):
                     body.line(f"e = tid + step * {tm * tm}")
                     body.line(f"kk = e // {bt}" if ta else f"kk = e % {tk}")
@@ -387,13 +391,13 @@ def _matmul_kernel(kernels: KernelSet, ta: bool, tb: bool, dtype: str, launch: L
                     body.line("gi = bi + ii")
                     body.line("gk = k0 + kk")
                     load = "a[gk, gi]" if ta else "a[gi, gk]"
-                    body.line(f"sa[kk, ii] = {load} if gi < rows and gk < depth else {zero}")
+                    body.line(f"sa[kk, ii] = {load} if gi < rows and gk < last else {zero}")
                     body.line(f"kk = e % {tk}" if tb else f"kk = e // {bt}")
                     body.line(f"jj = e // {tk}" if tb else f"jj = e % {bt}")
                     body.line("gj = bj + jj")
                     body.line("gk = k0 + kk")
                     load = "b[gj, gk]" if tb else "b[gk, gj]"
-                    body.line(f"sb[kk, jj] = {load} if gj < cols and gk < depth else {zero}")
+                    body.line(f"sb[kk, jj] = {load} if gj < cols and gk < last else {zero}")
                 body.line("cuda.syncthreads()")
                 with body.block(f"for kk in range({tk}):"):
                     for u in range(r):
@@ -410,7 +414,7 @@ def _matmul_kernel(kernels: KernelSet, ta: bool, tb: bool, dtype: str, launch: L
                     for v in range(r):
                         body.line(f"j = bj + tx + {v * tm}")
                         with body.block("if j < cols:"):
-                            body.line(f"c[i, j] = c{u}_{v}")
+                            body.line(f"c[cuda.blockIdx.z, i, j] = c{u}_{v}")
     stem = f"matmul_{'t' if ta else 'n'}{'t' if tb else 'n'}"
     return kernels.add(stem, [("a", None), ("b", None), ("c", None)], body)
 

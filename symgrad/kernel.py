@@ -118,7 +118,8 @@ def _sample_arguments(module):
 
 def compile(model: Model, method: str = "reverse", target: str = "cpu",
             dtype: str = "float64") -> Kernel:
-    """Differentiate `model` by `method` ("reverse" or "symbolic") and build its kernels.
+    """Differentiate `model` by `method` ("reverse" or "symbolic") and build its kernels
+    for `target` "cpu" or "cuda" (codegen/cuda_module.py: the same entry points on a GPU).
 
     `dtype` "float32" (matrix models) keeps params, data and the arrays between
     kernels in single precision, so the products run as SGEMM; scalar arithmetic

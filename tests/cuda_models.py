@@ -20,9 +20,10 @@ EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.py"))
 SCALAR_EXAMPLES = ("lecture_graph", "chain_rule", "polynomial_sin", "hinge_two_layer")
 
 # Tiny blocks and grid caps: every grid-stride loop takes several passes at n = 29 or 37,
-# and every block is ragged.
+# every block is ragged, and weight-gradient products split their inner dim (the batch).
 SIM_LAUNCH = Launch(block=8, max_blocks=3, loop_threads=16, max_row_blocks=3,
-                    tile_threads=2, micro=2, tile_k=4, max_tiles=2)
+                    tile_threads=2, micro=2, tile_k=4, max_tiles=2, split_target=4,
+                    split_min_depth=8)
 # For the 1000-100-10 example: wider product tiles, so that the simulator synchronises
 # its threads a few hundred times per product instead of thousands.
 SIM_LAUNCH_WIDE = Launch(block=8, max_blocks=3, loop_threads=16, max_row_blocks=3,

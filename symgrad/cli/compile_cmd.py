@@ -35,7 +35,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.output}: {len(kernel.source.splitlines())} lines; "
           f"{sizes['forward_ops']} forward + {sizes['backward_ops']} backward ops; "
           f"derive {t['derive']:.3f} s, emit {t['emit']:.3f} s")
-    if args.jit:
+    if args.jit and args.target == "cuda" and not _gpu_visible():
+        print("--jit: no CUDA GPU visible here; CUDA kernels compile at their first launch "
+              "on a GPU")
+    elif args.jit:
         jit = kernel.warmup()
         print("numba compile: " + ", ".join(f"{k[4:]} {v:.2f} s" for k, v in jit.items()))
     return 0
+
+
+def _gpu_visible() -> bool:
+    from numba import cuda
+    return cuda.is_available()

@@ -41,25 +41,27 @@ def run(args: argparse.Namespace) -> int:
     model = model_from(namespace, args.model_file)
     data = _value(namespace, args.model_file, "data")
     params = _value(namespace, args.model_file, "params", "initial_params")
+    print(f"compiling {args.model_file} ...", file=sys.stderr)
     kernel = symgrad.compile(model, dtype=args.dtype)
     optimizer = {"sgd": optim.SGD(lr=args.lr, momentum=args.momentum),
                  "rmsprop": optim.RMSprop(lr=args.lr),
                  "adam": optim.Adam(lr=args.lr)}[args.optimizer]
-    print(f"compiling {args.model_file} ...", file=sys.stderr)
     kernel.warmup()
     history, state = [], None
     start = time.perf_counter()
-    chunk = max(1, args.steps // 50)
+    interactive = sys.stderr.isatty()
+    chunk = max(1, args.steps // (50 if interactive else 10))
     done = 0
     while done < args.steps:
         steps = min(chunk, args.steps - done)
         params, part, state = kernel.train_step(params, data, optimizer, steps, state)
         history.extend(part.tolist())
         done += steps
-        _progress(done, args.steps, history[-1])
+        _progress(done, args.steps, history[-1], interactive)
     elapsed = time.perf_counter() - start
     final = kernel.loss(params, data)
-    print(file=sys.stderr)
+    if interactive:
+        print(file=sys.stderr)
     per_step = elapsed / max(args.steps, 1) * 1e6
     print(f"final loss {final:.6g} after {args.steps} steps of {args.optimizer} "
           f"(lr {args.lr:g}); {elapsed:.3f} s, {per_step:.1f} us/step")
@@ -78,10 +80,12 @@ def _value(namespace: dict, path: str, *names: str):
                          f"needs `data()` and `params()` (functions or dicts) beside `model`")
 
 
-def _progress(done: int, total: int, loss: float) -> None:
+def _progress(done: int, total: int, loss: float, interactive: bool) -> None:
+    """A bar redrawn in place on a terminal; a line per tenth of the run otherwise."""
     filled = BAR_WIDTH * done // max(total, 1)
     bar = "#" * filled + "." * (BAR_WIDTH - filled)
-    print(f"\r[{bar}] {done}/{total} loss {loss:.6g}", end="", file=sys.stderr, flush=True)
+    print(f"{chr(13) if interactive else ''}[{bar}] {done}/{total} loss {loss:.6g}",
+          end="" if interactive else "\n", file=sys.stderr, flush=True)
 
 
 def _plot(history: list[float], path: str, title: str) -> None:
