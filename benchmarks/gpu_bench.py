@@ -19,6 +19,7 @@ import argparse
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -246,6 +247,8 @@ def main(argv=None) -> int:
     parser.add_argument("--time", action="store_true", help="timings against PyTorch")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
     args = parser.parse_args(argv)
+    # Numba warns that one-block grids under-use the GPU; the serial kernels are tiny on purpose.
+    warnings.filterwarnings("ignore", message="Grid size")
     from numba import cuda
     if not cuda.is_available():
         print("no CUDA GPU visible to Numba (numba.cuda.is_available() is False)",

@@ -47,7 +47,7 @@ def loss_and_grad_program(d: Derivation) -> tuple[Program, list[list[numba_cpu.T
 
 
 def generate(d: Derivation, *, version: str, numba_version: str, model_name: str | None = None,
-             target: str = "cpu") -> str:
+             target: str = "cpu", fastmath: bool = False) -> str:
     """The whole module's source text."""
     lp, l_results = loss_program(d)
     gp, g_results = loss_and_grad_program(d)
@@ -69,6 +69,7 @@ def generate(d: Derivation, *, version: str, numba_version: str, model_name: str
         f"INPUTS = ({''.join(ascii(x) + ', ' for x in d.inputs)})",
         f"REDUCTION = {ascii(d.reduction)}",
         f"CHUNK = {numba_cpu.CHUNK}    # samples per chunk; larger batches run in parallel",
+        training.fastmath_line(fastmath),
         "",
         "# ---- argument checks (symgrad's codegen/runtime.py) ----",
         *embedded(codegen.runtime),

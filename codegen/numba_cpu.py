@@ -16,7 +16,7 @@ from codegen.source import Source
 from symgrad.program import Program
 
 # error_model="numpy": IEEE results (1/0 = inf) instead of ZeroDivisionError.
-JIT = '@numba.njit(cache=True, error_model="numpy"{})'
+JIT = '@numba.njit(cache=True, error_model="numpy", fastmath=FASTMATH{})'
 CHUNK = 4096
 
 

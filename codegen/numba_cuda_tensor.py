@@ -7,9 +7,14 @@
   block; row sums reduce across the threads of a row at each row step. The
   partials (one row per block) are added in block order by a second kernel
   (`cuda_support.sum_columns`/`sum_all`): deterministic, like the CPU's chunks.
+  Loops over at most SERIAL_LIMIT elements (scalars, bias-sized rows) run in one
+  thread in the CPU's order instead: one launch, no second pass.
 * `MatMul`: a tiled shared-memory product, each thread holding a `micro` x `micro`
   tile in registers; a transposed operand is the stored array read with swapped
-  indices (four kernel variants), never a copy. `View` emits nothing.
+  indices (four kernel variants), never a copy. A product with a long inner dim and
+  few output tiles (a weight gradient, whose inner dim is the batch) is split along
+  the inner dim, the slices added in order by a second kernel (`cuda_support.matmul`,
+  which can also hand products to cuBLAS). `View` emits nothing.
 * `RowLogSumExp`: one thread per row (or column), max shifted out as on the CPU.
 * The loss and the flat gradient are gathered into `out` by one last kernel.
 
@@ -493,6 +498,8 @@ def _gather(kernels: KernelSet, host: Source, arrays: _Arrays, outputs, param_sh
         if arrays.reads_array(node):
             name, typ = arrays.arg(node)
             used.setdefault(name, typ)
+        elif node.op is Op.SIZE:
+            used.setdefault("nf", F64)
     total = offset
     body = Source()
     with body.block(f"for k in range(cuda.grid(1), {total}, cuda.gridsize(1)):"):

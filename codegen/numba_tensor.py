@@ -17,7 +17,7 @@ from codegen.source import Source
 from symgrad.ir import Node, Op, Shape
 from symgrad.tensor_program import Loop, MatMul, RowLogSumExp, TensorProgram, View
 
-JIT = '@numba.njit(cache=True, error_model="numpy")'
+JIT = '@numba.njit(cache=True, error_model="numpy", fastmath=FASTMATH)'
 
 
 def dim(d) -> str:
@@ -126,26 +126,54 @@ def _load(names: _Names, a: Node, loop_shape: Shape) -> str:
     return f"{names.ref(a)}[{idx[0]}, {idx[1]}]"
 
 
+def _accumulator(r: Node, loop_shape: Shape) -> str:
+    """How a SUM accumulates in its loop: "scalar" (a local for the whole loop: totals,
+    and column sums of a one-column loop), "row" (a local reset per row: row sums), or
+    "array" (column sums, one array element per column)."""
+    if not r.shape or r.shape == (1, 1):
+        return "scalar"
+    return "row" if r.attr == 1 else "array"
+
+
 def _loop(src: Source, printer: ExprPrinter, names: _Names, loop: Loop) -> None:
     body = loop.body
     outputs = body.outputs
+    kinds = {r: _accumulator(r, loop.shape) for r, _ in loop.accumulates}
     for m, _ in loop.stores:
         if m.shape:
             src.line(f"{names.ref(m)} = np.empty({shape_text(m.shape)}, DTYPE)")
     for r, _ in loop.accumulates:
-        src.line(f"{names.ref(r)} = np.zeros({shape_text(r.shape)})" if r.shape
-                 else f"{names.ref(r)} = 0.0")
+        if kinds[r] == "array":
+            src.line(f"{names.ref(r)} = np.zeros({shape_text(r.shape)})")
+        elif r.shape:
+            src.line(f"{names.ref(r)} = np.empty({shape_text(r.shape)})")
+        if kinds[r] == "scalar":
+            src.line(f"{_local(names, r)} = 0.0")
     src.lines(printer.statement(s) for s in body.prologue)
-    if loop.shape:
+    if not loop.shape:
+        _loop_body(src, printer, names, loop, outputs, kinds)
+    else:
         rows, cols = loop.shape
         with src.block(f"for i in range({dim(rows)}):"):
+            for r, kind in kinds.items():
+                if kind == "row":
+                    src.line(f"{_local(names, r)} = 0.0")
             with src.block(f"for j in range({dim(cols)}):"):
-                _loop_body(src, printer, names, loop, outputs)
-    else:
-        _loop_body(src, printer, names, loop, outputs)
+                _loop_body(src, printer, names, loop, outputs, kinds)
+            for r, kind in kinds.items():
+                if kind == "row":
+                    src.line(f"{names.ref(r)}[i, 0] = {_local(names, r)}")
+    for r, kind in kinds.items():
+        if kind == "scalar" and r.shape:
+            src.line(f"{names.ref(r)}[0, 0] = {_local(names, r)}")
 
 
-def _loop_body(src, printer, names, loop: Loop, outputs) -> None:
+def _local(names: _Names, r: Node) -> str:
+    """The local accumulator of a SUM (its own name when it is a scalar)."""
+    return names.ref(r) if not r.shape else f"acc_{names.ref(r)}"
+
+
+def _loop_body(src, printer, names, loop: Loop, outputs, kinds) -> None:
     for j, a in enumerate(loop.loads):
         src.line(f"x{j} = {_load(names, a, loop.shape)}")
     src.lines(printer.statement(s) for s in loop.body.body)
@@ -153,10 +181,7 @@ def _loop_body(src, printer, names, loop: Loop, outputs) -> None:
         target = f"{names.ref(m)}[i, j]" if m.shape else names.ref(m)
         src.line(f"{target} = {operand(outputs[k])}")
     for r, k in loop.accumulates:
-        target = names.ref(r)
-        if r.shape:
-            idx = ["0" if have == 1 else var for have, var in zip(r.shape, ("i", "j"))]
-            target = f"{target}[{idx[0]}, {idx[1]}]"
+        target = f"{names.ref(r)}[0, j]" if kinds[r] == "array" else _local(names, r)
         src.line(f"{target} += {operand(outputs[k])}")
 
 

@@ -63,14 +63,30 @@ def _check_together(name, values):
 
 
 @numba.njit(cache=True)
-def optimizer_step(kind, theta, grad, state, hyper, step):
+def sgd_step(theta, grad, state, hyper, step):
     """One update of theta in place; `step` counts from 0; state is (2, len(theta))."""
+    _sgd(theta, grad, state[0], hyper, step)
+
+
+@numba.njit(cache=True)
+def rmsprop_step(theta, grad, state, hyper, step):
+    _rmsprop(theta, grad, state[0], hyper)
+
+
+@numba.njit(cache=True)
+def adam_step(theta, grad, state, hyper, step):
+    _adam(theta, grad, state[0], state[1], hyper, step + 1)
+
+
+@numba.njit(cache=True)
+def optimizer_step(kind, theta, grad, state, hyper, step):
+    """Any of the three by kind (compiles all three: training loops call one directly)."""
     if kind == 0:
-        _sgd(theta, grad, state[0], hyper, step)
+        sgd_step(theta, grad, state, hyper, step)
     elif kind == 1:
-        _rmsprop(theta, grad, state[0], hyper)
+        rmsprop_step(theta, grad, state, hyper, step)
     else:
-        _adam(theta, grad, state[0], state[1], hyper, step + 1)
+        adam_step(theta, grad, state, hyper, step)
 
 
 @numba.njit(cache=True)

@@ -30,7 +30,7 @@ DTYPES = ("float64", "float32")
 
 def generate(d: Derivation, *, version: str, numba_version: str, param_nodes, input_nodes,
              prediction: Node | None, model_name: str | None = None,
-             dtype: str = "float64") -> str:
+             dtype: str = "float64", fastmath: bool = False) -> str:
     loss = _total(d.sample_loss, d.penalty, d.sample_loss)
     grads = [_total(g, pg, p) for g, pg, p in zip(d.sample_grads, d.penalty_grads, param_nodes)]
     param_shapes = [p.shape for p in param_nodes]
@@ -60,6 +60,7 @@ def generate(d: Derivation, *, version: str, numba_version: str, param_nodes, in
         f"BATCH = {ascii(size_name)}",
         f"N_THETA = {sum(prod(s) for s in param_shapes)}",
         f"DTYPE = np.{dtype}",
+        training.fastmath_line(fastmath),
         "",
         "# ---- argument checks (symgrad's codegen/runtime.py) ----",
         *embedded(codegen.runtime),

@@ -6,22 +6,41 @@ from __future__ import annotations
 
 from codegen.source import Source
 
-JIT = '@numba.njit(cache=True, error_model="numpy")'
+JIT = '@numba.njit(cache=True, error_model="numpy", fastmath=FASTMATH)'''
+# Reassociation (vectorised sums) and FMA contraction, but no assumptions about NaN or
+# inf, so checks for them keep working (measured: ../shared/NOTES.md).
+FASTMATH_FLAGS = ("contract", "nsz", "reassoc")
+
+
+def fastmath_line(fastmath: bool) -> str:
+    flags = ", ".join(f'"{f}"' for f in FASTMATH_FLAGS)
+    return f"FASTMATH = {{{flags}}}" if fastmath else "FASTMATH = False   # strict IEEE order"
+
+
+STEPS = ("sgd_step", "rmsprop_step", "adam_step")     # by optimizer kind
 
 
 def train_core(src: Source, n_data: int, suffix: str = "") -> None:
-    """Emit `_train_core{suffix}`, which calls `_loss_and_grad_core{suffix}`."""
+    """Emit `_train_core{suffix}(theta, *data, kind, hyper, state, first_step, steps,
+    history)`, which calls `_loss_and_grad_core{suffix}`: one jitted loop per optimizer,
+    each compiled only when first used, behind a Python function choosing by kind."""
     data = "".join(f"d{j}, " for j in range(n_data))
-    src.line(JIT)
-    with src.block(f"def _train_core{suffix}(theta, {data}kind, hyper, state, first_step, "
-                   f"steps, history):"):
-        src.line('"""steps optimizer updates of theta in place; history[s] = loss before '
-                 'step s."""')
-        src.line("out = np.empty(1 + theta.shape[0])")
-        with src.block("for s in range(steps):"):
-            src.line(f"_loss_and_grad_core{suffix}(theta, {data}out)")
-            src.line("history[s] = out[0]")
-            src.line("optimizer_step(kind, theta, out[1:], state, hyper, first_step + s)")
+    for step in STEPS:
+        src.line(JIT)
+        with src.block(f"def _train_{step}{suffix}(theta, {data}hyper, state, first_step, "
+                       f"steps, history):"):
+            src.line(f'"""steps {step[:-5]} updates of theta in place; history[s] = loss '
+                     f'before step s."""')
+            src.line("out = np.empty(1 + theta.shape[0])")
+            with src.block("for s in range(steps):"):
+                src.line(f"_loss_and_grad_core{suffix}(theta, {data}out)")
+                src.line("history[s] = out[0]")
+                src.line(f"{step}(theta, out[1:], state, hyper, first_step + s)")
+        src.line()
+        src.line()
+    with src.block(f"def _train_core{suffix}(theta, *args):"):
+        src.line(f"loop = ({', '.join(f'_train_{step}{suffix}' for step in STEPS)})[args[-6]]")
+        src.line("return loop(theta, *args[:-6], *args[-5:])")
     src.line()
     src.line()
 

@@ -385,6 +385,25 @@ def toposort(roots: Iterable[Node], extra_deps: Callable[[Node], Iterable[Node]]
     """
     order: list[Node] = []
     done: set[Node] = set()
+    if extra_deps is None:
+        # The fast path, same order. Nodes are immutable and built from existing
+        # nodes, so args alone cannot form a cycle.
+        append, mark = order.append, done.add
+        for root in roots:
+            if root in done:
+                continue
+            path: list[tuple[Node, Iterable[Node]]] = [(root, iter(root.args))]
+            while path:
+                n, it = path[-1]
+                for dep in it:
+                    if dep not in done:
+                        path.append((dep, iter(dep.args)))
+                        break
+                else:
+                    path.pop()
+                    mark(n)
+                    append(n)
+        return order
     on_stack: set[Node] = set()
     for root in roots:
         if root in done:

@@ -117,13 +117,15 @@ def _sample_arguments(module):
 
 
 def compile(model: Model, method: str = "reverse", target: str = "cpu",
-            dtype: str = "float64") -> Kernel:
+            dtype: str = "float64", fastmath: bool = False) -> Kernel:
     """Differentiate `model` by `method` ("reverse" or "symbolic") and build its kernels
     for `target` "cpu" or "cuda" (codegen/cuda_module.py: the same entry points on a GPU).
 
     `dtype` "float32" (matrix models) keeps params, data and the arrays between
     kernels in single precision, so the products run as SGEMM; scalar arithmetic
-    inside the fused loops and all sums stay in float64.
+    inside the fused loops and all sums stay in float64. `fastmath=True` lets LLVM
+    reassociate sums and contract to FMA (vectorised reductions; results change in the
+    last bits, repeatably); NaN and inf are still handled exactly.
     """
     if not isinstance(model, Model):
         raise OptionError(f"compile() needs a symgrad.Model, got {type(model).__name__}")
@@ -161,11 +163,12 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu",
         source = tensor_module.generate(
             derivation, version=symgrad.__version__, numba_version=numba.__version__,
             param_nodes=model.param_nodes, input_nodes=model.input_nodes,
-            prediction=model.predict_node, model_name=model.name, dtype=dtype)
+            prediction=model.predict_node, model_name=model.name, dtype=dtype,
+            fastmath=fastmath)
     else:
         source = generate(derivation, version=symgrad.__version__,
                           numba_version=numba.__version__, model_name=model.name,
-                          target=target)
+                          target=target, fastmath=fastmath)
     timings = {"derive": derivation.seconds, "emit": time.perf_counter() - start}
     return Kernel(source, derivation, timings)
 

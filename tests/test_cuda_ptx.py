@@ -92,3 +92,18 @@ def test_cli_compiles_every_example_for_cuda(tmp_path, capsys):
         assert "; target: cuda;" in text and "KERNEL_SIGNATURES = {" in text
         compile(text, str(out), "exec")
     assert "wrote" in capsys.readouterr().out
+
+
+def test_cuda_printer_prints_every_elementwise_op_with_device_math():
+    """Every op the schedules emit prints, and never as a NumPy function that Numba's CUDA
+    target cannot type (those would pass the simulator and fail on the GPU)."""
+    from codegen.numba_cuda import CudaExprPrinter
+    from symgrad.ir import ARITY, LEAVES, STRUCTURAL, Op
+    printer = CudaExprPrinter()
+    for op in Op:
+        if op in LEAVES or op in STRUCTURAL:
+            continue
+        cases = [("a", "b", "c")[:ARITY[op]]] + ([("a", 2.5), ("a", 3.0)] if op is Op.POW else [])
+        for args in cases:
+            text = printer.expr(op, args, 0.5 if op is Op.HEAVISIDE else None)
+            assert not any(bad in text for bad in printer.NOT_ON_DEVICE), (op, text)

@@ -58,6 +58,54 @@ def test_cuda_module_under_simulator(report, check):
     assert ok, detail
 
 
+# Load a generated module by path with sympy, symgrad and codegen unimportable, under
+# the simulator, and print loss_and_grad as JSON.
+STANDALONE = r"""
+import importlib.abc, importlib.util, json, sys
+
+class Blocked(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("sympy", "symgrad", "codegen"):
+            raise ImportError(f"{name} is blocked in this test")
+
+sys.meta_path.insert(0, Blocked())
+spec = importlib.util.spec_from_file_location("standalone_cuda", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = module
+spec.loader.exec_module(module)
+request = json.loads(sys.argv[2])
+loss, grads = module.loss_and_grad(request["params"], request["data"])
+print(json.dumps([loss, grads]))
+"""
+
+
+def test_cuda_module_is_standalone(tmp_path):
+    """The module runs with numpy and numba only (here under the simulator)."""
+    import numba
+
+    from codegen import cuda_module
+    from symgrad.derivation import derive
+    from symgrad.interpret import loss_and_grad
+    model = cm.example("hinge_two_layer")
+    derivation = derive(model)
+    path = tmp_path / "hinge_cuda.py"
+    path.write_text(cuda_module.generate(derivation, version="test",
+                                         numba_version=numba.__version__, launch=cm.SIM_LAUNCH))
+    params, data = cm.scalar_params(model, 1), cm.scalar_data(model, 11, seed=2)
+    request = json.dumps({"params": params, "data": {k: v.tolist() for k, v in data.items()}})
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(NUMBA_ENABLE_CUDASIM="1")
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", STANDALONE, str(path), request],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loss, grads = json.loads(done.stdout.strip().splitlines()[-1])
+    want_loss, want_grads = loss_and_grad(derivation, params, data)     # NumPy's answer
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
+    np.testing.assert_allclose([grads[k] for k in want_grads], list(want_grads.values()),
+                               rtol=1e-12, atol=1e-12)
+
+
 # ---------------------------------------------------------------- the child
 
 class _Counted:
