@@ -28,8 +28,8 @@ import codegen.runtime
 from codegen import numba_cuda, numba_cuda_tensor, training
 from codegen.module import loss_and_grad_program, loss_program
 from codegen.numba_cuda import DEFAULT_LAUNCH, KernelSet, Launch
-from codegen.source import Source, embedded
-from codegen.tensor_module import _batch_size, _total
+from codegen.source import Source, support_block
+from codegen.tensor_module import _batch_size, programs
 from symgrad.tensor_program import tensor_schedule
 
 if TYPE_CHECKING:
@@ -87,15 +87,7 @@ def generate(d: Derivation, *, version: str, numba_version: str, model_name: str
         f"SPLIT_TARGET = {launch.split_target}   # blocks to aim for by splitting the inner dim,",
         f"SPLIT_MIN_DEPTH = {launch.split_min_depth}  # inner-dim elements per split at least",
         "",
-        "# ---- argument checks (symgrad's codegen/runtime.py) ----",
-        *embedded(codegen.runtime),
-        "# ---- optimizers (symgrad's codegen/optimizers.py) ----",
-        *embedded(codegen.optimizers),
-        "# ---- CUDA support (symgrad's codegen/cuda_support.py) ----",
-        *embedded(SUPPORT),
-        "# ---- end of support code ----",
-        "",
-        "",
+        *support_block(codegen.runtime, codegen.optimizers, SUPPORT),
     ])
     kernels.emit(src)
     src.lines(host.text().splitlines())
@@ -128,13 +120,10 @@ def _scalar_cores(kernels: KernelSet, host: Source, d: Derivation, launch: Launc
 
 def _matrix_cores(kernels: KernelSet, host: Source, d: Derivation, param_nodes, input_nodes,
                   prediction, dtype: str, launch: Launch):
-    loss = _total(d.sample_loss, d.penalty, d.sample_loss)
-    grads = [_total(g, pg, p) for g, pg, p in zip(d.sample_grads, d.penalty_grads, param_nodes)]
     param_shapes = [p.shape for p in param_nodes]
     input_shapes = [x.shape for x in input_nodes]
     size_name, size_source = _batch_size(input_nodes)
-    lp = tensor_schedule([loss], param_nodes, input_nodes)
-    gp = tensor_schedule([loss, *grads], param_nodes, input_nodes)
+    lp, gp = programs(d, param_nodes, input_nodes)
     cores = [("_loss_core", lp, "Total loss into out[0].", "loss"),
              ("_loss_and_grad_core", gp, ("Total loss into out[0], the flat gradient into "
                                           "out[1:]."), "loss_and_grad")]

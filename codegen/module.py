@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import codegen.optimizers
 import codegen.runtime
 from codegen import numba_cpu, training
-from codegen.source import Source, embedded
+from codegen.source import Source, support_block
 from symgrad.program import Program, schedule
 
 if TYPE_CHECKING:
@@ -71,13 +71,7 @@ def generate(d: Derivation, *, version: str, numba_version: str, model_name: str
         f"CHUNK = {numba_cpu.CHUNK}    # samples per chunk; larger batches run in parallel",
         training.fastmath_line(fastmath),
         "",
-        "# ---- argument checks (symgrad's codegen/runtime.py) ----",
-        *embedded(codegen.runtime),
-        "# ---- optimizers (symgrad's codegen/optimizers.py) ----",
-        *embedded(codegen.optimizers),
-        "# ---- end of support code ----",
-        "",
-        "",
+        *support_block(codegen.runtime, codegen.optimizers),
     ])
     variants = ["", "_par"] if d.inputs else [""]
     for suffix in variants:

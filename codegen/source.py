@@ -39,3 +39,14 @@ class Source:
 
     def text(self) -> str:
         return "\n".join(self._lines) + "\n"
+
+
+def support_block(*modules) -> list[str]:
+    """The support modules (runtime checks, optimizers, ...) pasted in, each under a
+    heading naming its source file."""
+    lines: list[str] = []
+    for module in modules:
+        name = Path(module.__file__).name
+        lines += [f"# ---- {module.__doc__.splitlines()[0].rstrip('.')} (symgrad's codegen/{name}) "
+                  f"----", *embedded(module)]
+    return lines + ["# ---- end of support code ----", "", ""]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import codegen.optimizers
 import codegen.runtime
 from codegen import numba_tensor, training
-from codegen.source import Source, embedded
+from codegen.source import Source, support_block
 from symgrad.ir import Node, add
 from symgrad.tensor_program import tensor_schedule
 
@@ -28,16 +28,21 @@ def _total(sample: Node | None, penalty: Node | None, like: Node) -> Node:
 DTYPES = ("float64", "float32")
 
 
+def programs(d: Derivation, param_nodes, input_nodes):
+    """The loss and loss-and-gradient schedules of a matrix model (shared with CUDA)."""
+    loss = _total(d.sample_loss, d.penalty, d.sample_loss)
+    grads = [_total(g, pg, p) for g, pg, p in zip(d.sample_grads, d.penalty_grads, param_nodes)]
+    return (tensor_schedule([loss], param_nodes, input_nodes),
+            tensor_schedule([loss, *grads], param_nodes, input_nodes))
+
+
 def generate(d: Derivation, *, version: str, numba_version: str, param_nodes, input_nodes,
              prediction: Node | None, model_name: str | None = None,
              dtype: str = "float64", fastmath: bool = False) -> str:
-    loss = _total(d.sample_loss, d.penalty, d.sample_loss)
-    grads = [_total(g, pg, p) for g, pg, p in zip(d.sample_grads, d.penalty_grads, param_nodes)]
     param_shapes = [p.shape for p in param_nodes]
     input_shapes = [x.shape for x in input_nodes]
     size_name, size_source = _batch_size(input_nodes)
-    lp = tensor_schedule([loss], param_nodes, input_nodes)
-    gp = tensor_schedule([loss, *grads], param_nodes, input_nodes)
+    lp, gp = programs(d, param_nodes, input_nodes)
     sizes = d.sizes()
     src = Source()
     src.lines([
@@ -62,13 +67,7 @@ def generate(d: Derivation, *, version: str, numba_version: str, param_nodes, in
         f"DTYPE = np.{dtype}",
         training.fastmath_line(fastmath),
         "",
-        "# ---- argument checks (symgrad's codegen/runtime.py) ----",
-        *embedded(codegen.runtime),
-        "# ---- optimizers (symgrad's codegen/optimizers.py) ----",
-        *embedded(codegen.optimizers),
-        "# ---- end of support code ----",
-        "",
-        "",
+        *support_block(codegen.runtime, codegen.optimizers),
     ])
     numba_tensor.core_function(src, "_loss_core", lp, "Total loss into out[0].",
                                param_shapes, size_source, "loss")
