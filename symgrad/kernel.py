@@ -140,6 +140,9 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu",
     if dtype != "float64" and not model.is_matrix:
         raise OptionError("dtype='float32' is for matrix models; scalar models compute in "
                           "float64 (their per-sample loops gain nothing from float32)")
+    if target == "cuda" and fastmath:
+        raise OptionError("fastmath=True is for target='cpu'; CUDA kernels compile with "
+                          "NVVM's defaults (which already contract to FMA)")
     if model.is_matrix and method == "symbolic":
         # SymPy's matrix calculus fails on networks (ShapeError, wrong results): the
         # direct method differentiates the scalar expansion instead (small models only).

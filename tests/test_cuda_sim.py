@@ -8,7 +8,9 @@ Python too (no CPU compiles). The child prints one JSON object, check name ->
 [ok, detail]; the tests below assert on it. Sizes: n = 0, n = 1 and sizes past the
 tiny grid caps of `cuda_models.SIM_LAUNCH` (so grid-stride loops take several passes
 and the last block is ragged). Data stays off IEEE edge points: the simulator runs
-kernels as Python, where `1.0 / 0.0` between two Python floats raises.
+kernels as Python, where `1.0 / 0.0` between two Python floats raises. With
+SYMGRAD_CUDA_TESTS=gpu (benchmarks/gpu_check.sh) the child runs the same checks with
+real kernels on a GPU.
 """
 
 from __future__ import annotations
