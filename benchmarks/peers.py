@@ -93,6 +93,9 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+FASTMATH_ENV = "SYMGRAD_PEERS_FASTMATH"     # set by --fastmath; children inherit it
+
+
 def compile_symgrad(s: dict) -> tuple[object, dict, dict, dict]:
     """(kernel, init, data, timings): build, compile and JIT every entry point used."""
     import symgrad
@@ -104,7 +107,7 @@ def compile_symgrad(s: dict) -> tuple[object, dict, dict, dict]:
     init, data = peer_impls.make_init(s, net), peer_impls.make_data(s)
     cpu = time.process_time()
     start = time.perf_counter()
-    kernel = symgrad.compile(model)
+    kernel = symgrad.compile(model, fastmath=os.environ.get(FASTMATH_ENV) == "1")
     compile_s = time.perf_counter() - start
     jit = kernel.warmup()
     train_jit = None
@@ -356,6 +359,7 @@ def run_benchmark(args) -> dict:
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     meta = {"quick": args.quick, "threads": args.threads, "repeats": args.repeats,
+            "fastmath": bool(args.fastmath),
             "workloads": args.workloads, "peers": args.peers, "cpus": os.cpu_count(),
             "load_average_start": list(load_start), "load_average_end": list(os.getloadavg()),
             "wall_s": time.time() - started, "machine": platform.machine(),
@@ -468,7 +472,8 @@ def memory_lines(memory: dict | None) -> list[str]:
 def table(result: dict) -> str:
     meta = result["meta"]
     quick = " (QUICK: tiny sizes)" if meta["quick"] else ""
-    title = f"symgrad vs peers: training loops, float64, median of {meta['repeats']} repeats"
+    title = (f"symgrad vs peers: training loops, float64, median of {meta['repeats']} repeats"
+             + ("; symgrad with fastmath=True" if meta.get("fastmath") else ""))
     lines = [title + quick, ""]
     lines += _header(TRAIN_COLUMNS)
     notes: list[str] = []
@@ -553,12 +558,16 @@ def parse_args(argv):
                         help="timed repeats of each training loop (default 5; quick: 2)")
     parser.add_argument("--memory", default="c", choices=("b", "c", "d", "none"),
                         help="workload whose peak training memory is measured")
+    parser.add_argument("--fastmath", action="store_true",
+                        help="compile symgrad's kernels with fastmath=True (reassociated sums)")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--text", help="also write the table here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads is None:
         args.threads = [1] if args.quick else [1, 2]
+    if args.fastmath:
+        os.environ[FASTMATH_ENV] = "1"
     if args.repeats is None:
         args.repeats = 2 if args.quick else 5
     if args.repeats < 1:
