@@ -348,10 +348,11 @@ def run(args: argparse.Namespace, log=None) -> dict:
     started, load_start = time.monotonic(), _load_average()
     rows = []
     try:
-        env = child_env(args, cache)
         over: dict[str, str] = {}   # sweep -> the model whose sympy.diff ran over budget
         for k, (sweep, spec) in enumerate(rows_to_run, 1):
             t0 = time.monotonic()
+            # a cache per row: a model met again in another sweep compiles cold again
+            env = child_env(args, os.path.join(cache, f"row{k}"))
             skip = None if sweep not in over else \
                 f"skipped: the smaller {over[sweep]} was already over budget"
             row = measure_row(sweep, spec, args, env, log, skip_symbolic=skip)
