@@ -73,15 +73,19 @@ def generate(d: Derivation, *, version: str, numba_version: str, model_name: str
         "",
         *support_block(codegen.runtime, codegen.optimizers),
     ])
+    cores = [("_loss", lp, "Total loss.", l_results),
+             ("_loss_and_grad", gp, "Total loss, then the gradient of each param in PARAMS "
+                                    "order.", g_results)]
     variants = ["", "_par"] if d.inputs else [""]
+    for name, program, doc, results in cores:
+        chunk = f"{name}_chunk" if d.inputs else None
+        if chunk:
+            numba_cpu.chunk_function(src, chunk, program, numba_cpu.batched_outputs(results))
+        for suffix in variants:
+            numba_cpu.core_function(src, f"{name}_core{suffix}", program, doc, results, chunk,
+                                    parallel=bool(suffix))
+            src.line()
     for suffix in variants:
-        numba_cpu.core_function(src, f"_loss_core{suffix}", lp, "Total loss.", l_results,
-                                parallel=bool(suffix))
-        src.line()
-        numba_cpu.core_function(src, f"_loss_and_grad_core{suffix}", gp,
-                                "Total loss, then the gradient of each param in PARAMS order.",
-                                g_results, parallel=bool(suffix))
-        src.line()
         training.train_core(src, len(d.inputs), suffix)
     if len(variants) == 1:
         src.lines(["_loss_core_par = _loss_core", "_loss_and_grad_core_par = _loss_and_grad_core",

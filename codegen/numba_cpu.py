@@ -1,11 +1,13 @@
 """CPU layout: one jitted core per entry point, one fused pass over the batch.
 
-The body computes every output of one sample (loss and all gradients) from
-local scalars, and sums them into per-chunk accumulators. Chunks have a fixed
-size, the parallel variant runs `prange` over chunks, and the chunk sums are
-added in order afterwards: race-free, and bitwise the same whatever the thread
-count, and the same as the serial variant, which callers use for batches of one
-chunk (a parallel region costs more than such a batch).
+A chunk function computes every output of each sample (loss and all gradients)
+from local scalars in one fused pass over a range of samples, and returns their
+sums. Chunks have a fixed size; the cores call the chunk function per chunk, the
+parallel core under `prange`, and add the chunk sums in order: race-free, and
+bitwise the same whatever the thread count, serial or parallel. Callers use the
+serial core for batches of one chunk (a parallel region costs more than such a
+batch). Keeping the body out of the `prange` function also keeps Numba's
+parallel pass (which is slow on large bodies) away from it.
 Statements that read no input were hoisted by the schedule and run once.
 """
 
@@ -23,25 +25,57 @@ CHUNK = 4096
 Term = tuple[int, str]   # (program output index, "sum" | "mean" | "once")
 
 
+def chunk_function(src: Source, name: str, program: Program, batched: list[int]) -> None:
+    """Emit `name(params, d0, ..., lo, hi, row)`: samples lo..hi-1 in one fused pass,
+    row[j] = the sum of output batched[j] over them. All the per-sample code lives here,
+    once; the serial and the parallel core only call it per chunk."""
+    printer = ExprPrinter()
+    data_args = [f"d{j}" for j in range(len(program.inputs))]
+    src.line(JIT.format(""))
+    with src.block(f"def {name}({', '.join(['params', *data_args, 'lo', 'hi', 'row'])}):"):
+        src.line('"""Sums over samples lo..hi-1 of the batched outputs."""')
+        _load_params(src, program)
+        src.lines(printer.statement(s) for s in program.prologue)
+        for j in range(len(batched)):
+            src.line(f"s{j} = 0.0")
+        with src.block("for i in range(lo, hi):"):
+            for j, d in enumerate(data_args):
+                src.line(f"x{j} = {d}[i]")
+            src.lines(printer.statement(s) for s in program.body)
+            for j, k in enumerate(batched):
+                src.line(f"s{j} += {operand(program.outputs[k])}")
+        for j in range(len(batched)):
+            src.line(f"row[{j}] = s{j}")
+    src.line()
+    src.line()
+
+
+def batched_outputs(results: list[list[Term]]) -> list[int]:
+    """The program outputs summed over the batch (the rest are added once)."""
+    return sorted({k for terms in results for k, how in terms if how != "once"})
+
+
 def core_function(src: Source, name: str, program: Program, doc: str,
-                  results: list[list[Term]], parallel: bool = False) -> None:
+                  results: list[list[Term]], chunk: str | None = None,
+                  parallel: bool = False) -> None:
     """Emit `name(params, d0, ..., out)`; out[r] is the sum of the terms of results[r].
 
-    A term reduces one program output over the batch ("sum" or "mean"), or adds
-    it once ("once": penalties, which read no input).
+    A term reduces one program output over the batch ("sum" or "mean", through the
+    chunk function `chunk`), or adds it once ("once": penalties, which read no input).
     """
     printer = ExprPrinter()
     data_args = [f"d{j}" for j in range(len(program.inputs))]
-    batched = sorted({k for terms in results for k, how in terms if how != "once"})
+    batched = batched_outputs(results)
+    once = any(how == "once" for terms in results for _, how in terms)
     parallel = parallel and bool(program.inputs)
     src.line(JIT.format(", parallel=True" if parallel else ""))
     with src.block(f"def {name}({', '.join(['params', *data_args, 'out'])}):"):
         src.line(f'"""{doc}"""')
-        for i in range(len(program.params)):
-            src.line(f"p{i} = params[{i}]")
-        src.lines(printer.statement(s) for s in program.prologue)
+        if once or not program.inputs:
+            _load_params(src, program)
+            src.lines(printer.statement(s) for s in program.prologue)
         if program.inputs:
-            _batch_loop(src, printer, program, data_args, batched, parallel)
+            _chunk_loop(src, chunk, data_args, len(batched), parallel)
         for r, terms in enumerate(results):
             parts = []
             for k, how in terms:
@@ -56,23 +90,19 @@ def core_function(src: Source, name: str, program: Program, doc: str,
     src.line()
 
 
-def _batch_loop(src: Source, printer: ExprPrinter, program: Program, data_args: list[str],
-                batched: list[int], parallel: bool) -> None:
-    width = len(batched)
+def _load_params(src: Source, program: Program) -> None:
+    for i in range(len(program.params)):
+        src.line(f"p{i} = params[{i}]")
+
+
+def _chunk_loop(src: Source, chunk: str, data_args: list[str], width: int,
+                parallel: bool) -> None:
+    data = "".join(f"{d}, " for d in data_args)
     src.line(f"n = {data_args[0]}.shape[0]")
     src.line(f"n_chunks = (n + {CHUNK} - 1) // {CHUNK}")
     src.line(f"partial = np.zeros((n_chunks, {width}))")
     with src.block(f"for c in {'numba.prange' if parallel else 'range'}(n_chunks):"):
-        for j in range(width):
-            src.line(f"s{j} = 0.0")
-        with src.block(f"for i in range(c * {CHUNK}, min(n, (c + 1) * {CHUNK})):"):
-            for j, d in enumerate(data_args):
-                src.line(f"x{j} = {d}[i]")
-            src.lines(printer.statement(s) for s in program.body)
-            for j, k in enumerate(batched):
-                src.line(f"s{j} += {operand(program.outputs[k])}")
-        for j in range(width):
-            src.line(f"partial[c, {j}] = s{j}")
+        src.line(f"{chunk}(params, {data}c * {CHUNK}, min(n, (c + 1) * {CHUNK}), partial[c])")
     src.line(f"total = np.zeros({width})")
     with src.block("for c in range(n_chunks):"):  # in chunk order: deterministic
         with src.block(f"for j in range({width}):"):

@@ -89,12 +89,20 @@ class Kernel:
         return write_atomic(path, self.source)
 
     def warmup(self) -> dict[str, float]:
-        """JIT-compile (or load from Numba's cache) both entry points; return seconds each."""
+        """JIT-compile (or load from Numba's cache) the entry points; return seconds each."""
         params, data = _sample_arguments(self.module)
         for entry in ("loss", "loss_and_grad"):
             start = time.perf_counter()
             getattr(self.module, entry)(params, data)
             self.timings[f"jit_{entry}"] = time.perf_counter() - start
+        parallel = getattr(self.module, "_loss_and_grad_core_par", None)
+        if parallel is not None and parallel is not self.module._loss_and_grad_core:
+            # Batches over one chunk run the parallel core: compile it now, not mid-run.
+            import numpy as np
+            theta, _ = self.module._pack(params)
+            start = time.perf_counter()
+            parallel(theta, *self.module._columns(data), np.empty(1 + theta.shape[0]))
+            self.timings["jit_loss_and_grad_parallel"] = time.perf_counter() - start
         return {k: v for k, v in self.timings.items() if k.startswith("jit_")}
 
     def __repr__(self) -> str:
