@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export SYMGRAD_CACHE_DIR ?= $(CURDIR)/build/kernel-cache
 
-.PHONY: venv demo test test-all clean
+.PHONY: venv demo test test-all fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+fuzz: $(STAMP)
+	SYMGRAD_FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -q tests/test_fuzz.py \
+		-k test_random_dag_gradients_match_sympy
 
 clean:
 	rm -rf build .pytest_cache

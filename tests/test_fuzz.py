@@ -14,6 +14,8 @@ a fixed set of drawn expressions also runs through real compiled kernels.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import oracle
 import pytest
@@ -133,7 +135,11 @@ FUZZ = settings(derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
-@settings(FUZZ, max_examples=200)
+# `make fuzz` runs 5,000 (same seed); `make test` the default 200.
+EXAMPLES = int(os.environ.get("SYMGRAD_FUZZ_EXAMPLES", "200"))
+
+
+@settings(FUZZ, max_examples=EXAMPLES)
 @given(recipe=recipes, seed=st.integers(0, 2**32 - 1))
 def test_random_dag_gradients_match_sympy(recipe, seed):
     loss = build(recipe)
