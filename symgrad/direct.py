@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import sympy as sp
 
+from symgrad.errors import ExpressionTooDeepError
 from symgrad.ir import Node
 
 
 def symbolic_gradients(expr: sp.Expr, wrt) -> list[sp.Expr]:
     """d(expr)/d(w) for each symbol w, as SymPy trees (no simplification)."""
     expr = nest_max_min(expr)
-    return [sp.diff(expr, w) for w in wrt]
+    try:
+        return [sp.diff(expr, w) for w in wrt]
+    except RecursionError:
+        raise ExpressionTooDeepError(
+            "sympy.diff exceeded Python's recursion limit on this loss (it nests too "
+            "deeply for SymPy); use method='reverse', which has no depth limit") from None
 
 
 def nest_max_min(expr: sp.Expr) -> sp.Expr:
@@ -50,4 +56,4 @@ def nest_max_min(expr: sp.Expr) -> sp.Expr:
 
 def lower_gradients(lowering, gradients: list[sp.Expr]) -> list[Node | None]:
     """IR nodes of the SymPy derivatives (None for an exact zero)."""
-    return [None if g.is_zero is True and g.is_Number else lowering(g) for g in gradients]
+    return [None if g.is_Number and g.is_zero else lowering(g) for g in gradients]

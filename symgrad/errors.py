@@ -54,6 +54,11 @@ class ShapeMismatchError(ModelError):
         super().__init__(f"{detail}, in {subexpression}")
 
 
+class ExpressionTooDeepError(ModelError):
+    """SymPy itself cannot process the expression: it nests deeper than Python's recursion
+    limit (symgrad's own passes have no depth limit; method="symbolic" uses sympy.diff)."""
+
+
 class DuplicateSymbolError(ModelError):
     """A symbol, or a symbol name, is declared twice."""
 

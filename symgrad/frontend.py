@@ -49,7 +49,11 @@ BINARY_CHAIN: dict[type, Op] = {sp.Max: Op.MAX, sp.Min: Op.MIN, sp.And: Op.AND, 
 
 
 def _short(expr: sp.Basic, limit: int = 120) -> str:
-    text = sp.sstr(expr)
+    try:
+        text = sp.sstr(expr)
+    except RecursionError:      # SymPy's printer recurses; a deep argument is elided
+        name = getattr(expr.func, "__name__", type(expr).__name__)
+        text = f"{name}(<{len(expr.args)} argument(s) nested too deep to print>)"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -194,7 +198,7 @@ def _mul(low: Lowering, e: sp.Mul, args: list[Node]) -> Node:
             sign = -sign
             continue
         base, expo = factor.as_base_exp()
-        if expo.is_Number and expo.is_negative and not factor.is_Number:
+        if _negative_number(expo) and not factor.is_Number:
             part = low(base ** -expo)
             den = part if den is None else mul(den, part)
         else:
@@ -205,11 +209,17 @@ def _mul(low: Lowering, e: sp.Mul, args: list[Node]) -> Node:
     return neg(result) if sign < 0 else result
 
 
+def _negative_number(x: sp.Basic) -> bool:
+    # `x < 0` rather than `x.is_negative`: SymPy's assumption system costs about 50 us
+    # a query, which dominates the lowering of a polynomial with many terms.
+    return bool(x.is_Number and x.is_extended_real and x < 0)
+
+
 def _pow(low: Lowering, e: sp.Pow, args: list[Node]) -> Node:
     base, expo = args
     if e.exp == sp.S.Half:
         return make(Op.SQRT, base)
-    if e.exp.is_Number and e.exp.is_negative:
+    if _negative_number(e.exp):
         positive = low(e.base ** -e.exp)
         return div(const(1.0), positive)
     return pow_(base, expo)

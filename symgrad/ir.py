@@ -387,7 +387,7 @@ def toposort(roots: Iterable[Node], extra_deps: Callable[[Node], Iterable[Node]]
     done: set[Node] = set()
     if extra_deps is None:
         # The fast path, same order. Nodes are immutable and built from existing
-        # nodes, so args alone cannot form a cycle.
+        # nodes, so args alone cannot form a cycle (verify() checks forged nodes).
         append, mark = order.append, done.add
         for root in roots:
             if root in done:
@@ -485,7 +485,8 @@ def graph_hash(roots: Sequence[Node], names: Sequence[str] | None = None) -> str
 
 def verify(roots: Sequence[Node]) -> None:
     """Check arity, leaf attributes and operand kinds; raise ValueError naming the node."""
-    for n in toposort(roots):
+    # extra_deps selects toposort's checked walk, which finds cycles in forged nodes.
+    for n in toposort(roots, extra_deps=lambda n: ()):
         if len(n.args) != ARITY[n.op]:
             raise ValueError(f"{n.op.name} takes {ARITY[n.op]} args, got {len(n.args)}")
         if n.op is Op.CONST and not (isinstance(n.attr, float)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from functools import cached_property
 
@@ -39,7 +40,7 @@ class Model:
             raise DuplicateSymbolError(f"symbol {sorted(map(str, both))[0]!r} is listed both "
                                        f"as a param and as an input")
         names = [s.name for s in (*self.params, *self.inputs)]
-        clash = sorted({n for n in names if names.count(n) > 1})
+        clash = sorted(n for n, count in Counter(names).items() if count > 1)
         if clash:
             raise DuplicateSymbolError(f"two different symbols are named {clash[0]!r} "
                                        f"(e.g. one declared real=True and one not); "
@@ -150,11 +151,18 @@ class Model:
         return replace_symbols(expr, {s: r for s, r in self._real.items() if s is not r})
 
     def __repr__(self) -> str:
-        text = f"Model(loss={sp.sstr(self.loss)}"
+        text = f"Model(loss={_sstr(self.loss)}"
         if self.penalty is not None:
-            text += f", penalty={sp.sstr(self.penalty)}"
+            text += f", penalty={_sstr(self.penalty)}"
         return (text + f", params={list(self.param_names)}, inputs={list(self.input_names)}, "
                 f"reduction={self.reduction!r})")
+
+
+def _sstr(expr) -> str:
+    try:
+        return sp.sstr(expr)
+    except RecursionError:      # SymPy's printer recurses
+        return "<expression nested too deep to print>"
 
 
 def _size_symbols(params, inputs) -> tuple[sp.Symbol, ...]:
@@ -181,12 +189,13 @@ def _size_symbols(params, inputs) -> tuple[sp.Symbol, ...]:
 def _symbols(what: str, symbols) -> tuple[sp.Symbol, ...]:
     if isinstance(symbols, (sp.Symbol, sp.MatrixSymbol)):
         symbols = [symbols]
-    out = []
+    out, seen = [], set()
     for s in symbols:
         if not isinstance(s, (sp.Symbol, sp.MatrixSymbol)):
             raise InvalidModelError(f"{what} must be SymPy Symbols or MatrixSymbols, got "
                                     f"{type(s).__name__} {s!r}"[:300])
-        if s in out:
+        if s in seen:
             raise DuplicateSymbolError(f"symbol {s.name!r} is listed twice in {what}")
         out.append(s)
+        seen.add(s)
     return tuple(out)

@@ -20,6 +20,7 @@ Phase 1 recognises functions written out by hand (or by sympy.diff) and fuses th
 Phase 2, on phase 1's result, removes cancellations that remain:
 
     1 - sigmoid(x), sigmoid(x) - 1       -> sigmoid(-x), -sigmoid(-x)
+    sigmoid(x) - y                       -> (1 - y) sigmoid(x) - y sigmoid(-x)
     k s / (m s)                          -> k / m           (s = sigmoid(x) or exp(x): never 0)
     k / (m x^c)                          -> k x^(-c) / m    (c > 1, so that d/dx at 0 is -inf
                                                              as for torch.pow, not -inf * 0)
@@ -45,15 +46,26 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 
-from symgrad.ir import Node, Op, add, const, div, make, mul, neg, node, pow_, sub, toposort
+from symgrad.ir import (
+    Node,
+    Op,
+    add,
+    const,
+    div,
+    make,
+    mul,
+    neg,
+    node,
+    pow_,
+    sub,
+    toposort,
+)
 
 MAX_FACTORS = 32        # factors of a product searched for a match (patterns are small)
 
 Rule = Callable[[Node, "_Memo"], Node | None]
 PHASES: tuple[dict[Op, list[tuple[str, Rule]]], ...] = ({}, {})
 RULES: list[str] = []   # every rule's name, phase 1 first, in the order they are tried
-
-
 MATCHED_OPS = (Op.ADD, Op.SUB, Op.DIV, Op.LOG)     # `_Phase.apply` looks at no others
 
 
@@ -156,7 +168,7 @@ def _without(product: Node, factor: Node) -> Node | None:
     while stack:
         n, path = stack.pop()
         if n is factor:
-            (last, i), *_ = path[-1:]
+            last, i = path[-1]
             rest = last.args[1 - i]
             for m, j in reversed(path[:-1]):
                 rest = mul(rest, m.args[1]) if j == 0 else mul(m.args[0], rest)
@@ -527,6 +539,15 @@ class _Phase:
     def rewrite(self, root: Node) -> None:
         """Rewrite root and every node below it not yet rewritten (args first)."""
         new = self.new
+        if root in new:
+            return
+        for a in root.args:
+            if a not in new:
+                break
+        else:                       # the common case: the args are done
+            new[root] = self.apply(root if not root.args else
+                                   _rebuild(root, [new[a] for a in root.args]))
+            return
         stack = [root]
         while stack:
             n = stack[-1]
