@@ -10,6 +10,7 @@ from __future__ import annotations
 import sympy as sp
 
 from symgrad.errors import ExpressionTooDeepError
+from symgrad.frontend import map_tree, rebuilt
 from symgrad.ir import Node
 
 
@@ -27,31 +28,19 @@ def symbolic_gradients(expr: sp.Expr, wrt) -> list[sp.Expr]:
 def nest_max_min(expr: sp.Expr) -> sp.Expr:
     """Max(a, b, c) as Max(Max(a, b), c) (and Min alike), as the IR lowers it, so that
     sympy.diff splits a tie at each binary max as reverse mode does (1/4, 1/4, 1/2 for a
-    three-way tie; SymPy's own n-ary rule gives 1/2 to each). Iterative."""
-    done: dict[sp.Basic, sp.Basic] = {}
-    stack = [expr]
-    while stack:
-        e = stack[-1]
-        if e in done:
-            stack.pop()
-        elif not e.args or getattr(e, "bound_symbols", None):
-            done[e] = e
-            stack.pop()
-        elif pending := [a for a in e.args if a not in done]:
-            stack.extend(pending)
-        else:
-            stack.pop()
-            args = [done[a] for a in e.args]
-            if isinstance(e, (sp.Max, sp.Min)) and len(args) > 2:
-                nested = args[0]
-                for a in args[1:]:
-                    nested = e.func(nested, a, evaluate=False)
-                done[e] = nested
-            elif any(new is not old for new, old in zip(args, e.args)):
-                done[e] = e.func(*args)
-            else:
-                done[e] = e
-    return done[expr]
+    three-way tie; SymPy's own n-ary rule gives 1/2 to each)."""
+    def leaf(e: sp.Basic) -> sp.Basic | None:
+        return e if not e.args or getattr(e, "bound_symbols", None) else None
+
+    def build(e: sp.Basic, args: tuple) -> sp.Basic:
+        if isinstance(e, (sp.Max, sp.Min)) and len(args) > 2:
+            nested = args[0]
+            for a in args[1:]:
+                nested = e.func(nested, a, evaluate=False)
+            return nested
+        return rebuilt(e, args)
+
+    return map_tree(expr, leaf, build)
 
 
 def lower_gradients(lowering, gradients: list[sp.Expr]) -> list[Node | None]:

@@ -76,27 +76,40 @@ def free_symbols(expr: sp.Basic) -> set[sp.Basic]:
     return found
 
 
-def replace_symbols(expr: sp.Basic, mapping: Mapping[sp.Basic, sp.Basic]) -> sp.Basic:
-    """`expr.xreplace(mapping)` without recursion; shared subtrees are rebuilt once."""
-    if not mapping:
-        return expr
+def map_tree(expr: sp.Basic, whole: Callable[[sp.Basic], sp.Basic | None],
+             build: Callable[[sp.Basic, tuple], sp.Basic]) -> sp.Basic:
+    """Rebuild expr bottom-up without recursion (SymPy's own walkers recurse, so deep
+    losses overflow); each shared subtree is rebuilt once. `whole(e)` returns the result
+    for a subtree it handles as a whole (or None to descend), `build(e, args)` rebuilds a
+    node from its rebuilt args."""
     done: dict[sp.Basic, sp.Basic] = {}
     stack = [expr]
     while stack:
         e = stack[-1]
         if e in done:
             stack.pop()
-        elif e in mapping or not e.args:
-            done[e] = mapping.get(e, e)
+        elif (result := whole(e)) is not None:
+            done[e] = result
             stack.pop()
         elif pending := [a for a in e.args if a not in done]:
             stack.extend(pending)
         else:
             stack.pop()
-            args = tuple(done[a] for a in e.args)
-            changed = any(new is not old for new, old in zip(args, e.args))
-            done[e] = e.func(*args) if changed else e
+            done[e] = build(e, tuple(done[a] for a in e.args))
     return done[expr]
+
+
+def rebuilt(e: sp.Basic, args: tuple) -> sp.Basic:
+    """e with new args, or e itself when none changed."""
+    return e.func(*args) if any(new is not old for new, old in zip(args, e.args)) else e
+
+
+def replace_symbols(expr: sp.Basic, mapping: Mapping[sp.Basic, sp.Basic]) -> sp.Basic:
+    """`expr.xreplace(mapping)` without recursion."""
+    if not mapping:
+        return expr
+    return map_tree(expr, lambda e: mapping.get(e, e) if e in mapping or not e.args else None,
+                    rebuilt)
 
 
 class Lowering:
