@@ -22,10 +22,16 @@ DIGITS = 30
 
 
 def elementary(expr: sp.Expr) -> sp.Expr:
-    """`expr` with symgrad's own functions written out, so SymPy can evaluate it."""
-    return expr.replace(fn.sigmoid, lambda z: 1 / (1 + sp.exp(-z))) \
-        .replace(fn.softplus, lambda z: sp.log(1 + sp.exp(z))) \
-        .replace(fn.relu, lambda z: sp.Max(0, z))
+    """`expr` with symgrad's own functions written out, so SymPy can evaluate it.
+
+    Repeated to a fixpoint: one `replace` pass can leave a nested application in place
+    (the fuzz run found relu(relu(softplus(a))) written out only partly)."""
+    ours = (fn.sigmoid, fn.softplus, fn.relu)
+    while expr.has(*ours):
+        expr = expr.replace(fn.sigmoid, lambda z: 1 / (1 + sp.exp(-z))) \
+            .replace(fn.softplus, lambda z: sp.log(1 + sp.exp(z))) \
+            .replace(fn.relu, lambda z: sp.Max(0, z))
+    return expr
 
 
 def value(expr: sp.Expr, point: Mapping[sp.Symbol, float]) -> float:
