@@ -64,7 +64,7 @@ def _check_together(name, values):
 
 @numba.njit(cache=True)
 def sgd_step(theta, grad, state, hyper, step):
-    """One update of theta in place; `step` counts from 0; state is (2, len(theta))."""
+    """One SGD update of theta in place; `step` counts from 0; state is (2, len(theta))."""
     _sgd(theta, grad, state[0], hyper, step)
 
 
@@ -77,16 +77,6 @@ def rmsprop_step(theta, grad, state, hyper, step):
 def adam_step(theta, grad, state, hyper, step):
     _adam(theta, grad, state[0], state[1], hyper, step + 1)
 
-
-@numba.njit(cache=True)
-def optimizer_step(kind, theta, grad, state, hyper, step):
-    """Any of the three by kind (compiles all three: training loops call one directly)."""
-    if kind == 0:
-        sgd_step(theta, grad, state, hyper, step)
-    elif kind == 1:
-        rmsprop_step(theta, grad, state, hyper, step)
-    else:
-        adam_step(theta, grad, state, hyper, step)
 
 
 @numba.njit(cache=True)
