@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from codegen.printer import ExprPrinter, operand
 from codegen.source import Source
-from symgrad.program import Program
+from symgrad.program import Assign, Program
 
 # error_model="numpy": IEEE results (1/0 = inf) instead of ZeroDivisionError.
 JIT = '@numba.njit(cache=True, error_model="numpy", fastmath=FASTMATH{})'
@@ -35,7 +35,8 @@ def chunk_function(src: Source, name: str, program: Program, batched: list[int])
     with src.block(f"def {name}({', '.join(['params', *data_args, 'lo', 'hi', 'row'])}):"):
         src.line('"""Sums over samples lo..hi-1 of the batched outputs."""')
         _load_params(src, program)
-        src.lines(printer.statement(s) for s in program.prologue)
+        reads = [program.outputs[k] for k in batched] + _reads(program.body)
+        src.lines(printer.statement(s) for s in _needed(program.prologue, reads))
         for j in range(len(batched)):
             src.line(f"s{j} = 0.0")
         with src.block("for i in range(lo, hi):"):
@@ -73,7 +74,9 @@ def core_function(src: Source, name: str, program: Program, doc: str,
         src.line(f'"""{doc}"""')
         if once or not program.inputs:
             _load_params(src, program)
-            src.lines(printer.statement(s) for s in program.prologue)
+            reads = [program.outputs[k] for terms in results for k, how in terms
+                     if how == "once" or not program.inputs]
+            src.lines(printer.statement(s) for s in _needed(program.prologue, reads))
         if program.inputs:
             _chunk_loop(src, chunk, data_args, len(batched), parallel)
         for r, terms in enumerate(results):
@@ -88,6 +91,29 @@ def core_function(src: Source, name: str, program: Program, doc: str,
                     parts.append(f"{total} / n" if how == "mean" else total)
             src.line(f"out[{r}] = {' + '.join(parts) if parts else '0.0'}")
     src.line()
+
+
+def _reads(statements) -> list:
+    """Every operand the statements read (names and constants)."""
+    out: list = []
+    for s in statements:
+        if isinstance(s, Assign):
+            out += [*s.args, s.guard]
+        else:
+            out += [s.parent, s.cond]
+    return out
+
+
+def _needed(prologue, reads) -> list:
+    """The prologue statements that the given operands depend on, in order: the chunk
+    function needs none of the penalty's, the cores none of the per-sample values'."""
+    wanted = {r for r in reads if isinstance(r, str)}
+    kept = []
+    for s in reversed(prologue):
+        if s.name in wanted:
+            kept.append(s)
+            wanted.update(r for r in _reads([s]) if isinstance(r, str))
+    return kept[::-1]
 
 
 def _load_params(src: Source, program: Program) -> None:

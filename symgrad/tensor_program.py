@@ -67,10 +67,6 @@ class TensorProgram:
     arrays: set[Node]               # nodes held in arrays (or scalar variables) between kernels
 
 
-def _elementwise(n: Node) -> bool:
-    return n.op not in LEAVES and n.op not in (Op.MATMUL, Op.TRANSPOSE, Op.SUM, Op.LOGSUMEXP)
-
-
 def tensor_schedule(outputs: Sequence[Node], params: Sequence[Node], inputs: Sequence[Node]
                     ) -> TensorProgram:
     order = toposort(outputs)
