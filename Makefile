@@ -35,8 +35,9 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 fuzz: $(STAMP)
-	SYMGRAD_FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -q tests/test_fuzz.py \
-		-k test_random_dag_gradients_match_sympy
+	SYMGRAD_FUZZ_EXAMPLES=5000 SYMGRAD_FUZZ_CUDA_EXAMPLES=5000 $(BIN)/python -m pytest -q \
+		tests/test_fuzz.py tests/test_fuzz_cuda.py \
+		-k "test_random_dag_gradients_match_sympy or test_random_dags_in_cuda_modules"
 
 clean:
 	rm -rf build .pytest_cache

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import codegen.optimizers
 import codegen.runtime
 from codegen import numba_cpu, training
+from codegen.printer import SCALAR_MATH
 from codegen.source import Source, support_block
 from symgrad.program import Program, schedule
 
@@ -65,6 +66,7 @@ def generate(d: Derivation, *, version: str, numba_version: str, model_name: str
         "import numba",
         "import numpy as np",
         "",
+        *([SCALAR_MATH, ""] if d.inputs else []),
         f"PARAMS = ({''.join(ascii(p) + ', ' for p in d.params)})",
         f"INPUTS = ({''.join(ascii(x) + ', ' for x in d.inputs)})",
         f"REDUCTION = {ascii(d.reduction)}",

@@ -13,7 +13,7 @@ Statements that read no input were hoisted by the schedule and run once.
 
 from __future__ import annotations
 
-from codegen.printer import ExprPrinter, operand
+from codegen.printer import ExprPrinter, ScalarMathPrinter, operand
 from codegen.source import Source
 from symgrad.program import Assign, Program
 
@@ -28,8 +28,9 @@ Term = tuple[int, str]   # (program output index, "sum" | "mean" | "once")
 def chunk_function(src: Source, name: str, program: Program, batched: list[int]) -> None:
     """Emit `name(params, d0, ..., lo, hi, row)`: samples lo..hi-1 in one fused pass,
     row[j] = the sum of output batched[j] over them. All the per-sample code lives here,
-    once; the serial and the parallel core only call it per chunk."""
-    printer = ExprPrinter()
+    once; the serial and the parallel core only call it per chunk. It prints `math`
+    functions (the module's SCALAR_MATH), as it never runs as a `.py_func`."""
+    printer = ScalarMathPrinter()
     data_args = [f"d{j}" for j in range(len(program.inputs))]
     src.line(JIT.format(""))
     with src.block(f"def {name}({', '.join(['params', *data_args, 'lo', 'hi', 'row'])}):"):

@@ -76,12 +76,6 @@ class CudaExprPrinter(ExprPrinter):
         a = [operand(x) for x in args]
         if op is Op.SIGN:
             return f"1.0 if {a[0]} > 0.0 else (-1.0 if {a[0]} < 0.0 else {a[0]} + 0.0)"
-        if op is Op.SIGMOID:
-            x = a[0]
-            return f"1.0 / (1.0 + _exp(-{x})) if {x} >= 0.0 else _exp({x}) / (1.0 + _exp({x}))"
-        if op is Op.SOFTPLUS:
-            x = a[0]
-            return f"{x} + _log1p(_exp(-{x})) if {x} > 0.0 else _log1p(_exp({x}))"
         if op is Op.POW:
             b = args[1]
             if not (isinstance(b, float) and b.is_integer() and abs(b) <= 64):

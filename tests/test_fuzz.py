@@ -8,8 +8,10 @@ tie or branch switch are skipped, because there the exact derivative and a
 float64 evaluation may legitimately take different sides.
 
 Every example is checked through the interpreter (both methods) and through
-the generated module run as plain Python (its core's `.py_func`: no JIT);
-a fixed set of drawn expressions also runs through real compiled kernels.
+the generated module (its core's `.py_func`, which calls the compiled chunk
+function); a fixed set of drawn expressions also runs through the kernels'
+entry points, and test_fuzz_cuda.py runs the same recipes through the CUDA
+module under the simulator.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def far_from_kinks(loss: sp.Expr, params, data) -> bool:
 
 
 def generated_loss_and_grad(kernel, params, data):
-    """The kernel's `_loss_and_grad_core` run as plain Python (no Numba compile)."""
+    """The kernel's `_loss_and_grad_core` run as Python (its chunk function compiled)."""
     p = np.array([params[name] for name in kernel.params])
     columns = [np.ascontiguousarray(data[name], dtype=np.float64) for name in kernel.inputs]
     out = np.empty(1 + len(kernel.params))

@@ -15,7 +15,10 @@
 from __future__ import annotations
 
 import inspect
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -295,3 +298,27 @@ def test_wide_expression(tmp_path):
     _, d, source = pipeline(lambda: wide_loss(terms), tmp_path)
     assert d.sizes()["forward_ops"] >= 2 * terms - 1
     assert source.count(" ** ") >= terms
+
+
+# CI runs the whole of `make test` with NUMBA_BOUNDSCHECK=1 (.ci/run), so that a kernel
+# indexing past an array raises IndexError instead of corrupting memory. This shows the
+# switch reaches generated kernels: a core called directly (no argument checks) with a
+# data column shorter than the first one.
+BOUNDSCHECK_CHILD = r"""
+import numpy as np, sympy as sp, symgrad
+x, y, a = sp.symbols("x y a", real=True)
+kernel = symgrad.compile(symgrad.Model(a * x * y, [a], [x, y]))
+out = np.empty(2)
+try:
+    kernel.module._loss_and_grad_core(np.ones(1), np.ones(8), np.ones(3), out)
+except IndexError as exc:
+    print("IndexError:", exc)
+"""
+
+
+def test_boundscheck_mode_turns_overruns_into_index_errors(tmp_path):
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "SYMGRAD_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", BOUNDSCHECK_CHILD], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("IndexError: index is out of bounds"), done.stdout
