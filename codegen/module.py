@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import codegen.optimizers
 import codegen.runtime
+import codegen.scalar_math
 from codegen import numba_cpu, training
-from codegen.printer import SCALAR_MATH
 from codegen.source import Source, support_block
 from symgrad.program import Program, schedule
 
@@ -66,14 +66,14 @@ def generate(d: Derivation, *, version: str, numba_version: str, model_name: str
         "import numba",
         "import numpy as np",
         "",
-        *([SCALAR_MATH, ""] if d.inputs else []),
         f"PARAMS = ({''.join(ascii(p) + ', ' for p in d.params)})",
         f"INPUTS = ({''.join(ascii(x) + ', ' for x in d.inputs)})",
         f"REDUCTION = {ascii(d.reduction)}",
         f"CHUNK = {numba_cpu.CHUNK}    # samples per chunk; larger batches run in parallel",
         training.fastmath_line(fastmath),
         "",
-        *support_block(codegen.runtime, codegen.optimizers),
+        *support_block(codegen.runtime, codegen.optimizers,
+                       *([codegen.scalar_math] if d.inputs else [])),
     ])
     cores = [("_loss", lp, "Total loss.", l_results),
              ("_loss_and_grad", gp, "Total loss, then the gradient of each param in PARAMS "

@@ -28,8 +28,8 @@ Term = tuple[int, str]   # (program output index, "sum" | "mean" | "once")
 def chunk_function(src: Source, name: str, program: Program, batched: list[int]) -> None:
     """Emit `name(params, d0, ..., lo, hi, row)`: samples lo..hi-1 in one fused pass,
     row[j] = the sum of output batched[j] over them. All the per-sample code lives here,
-    once; the serial and the parallel core only call it per chunk. It prints `math`
-    functions (the module's SCALAR_MATH), as it never runs as a `.py_func`."""
+    once; the serial and the parallel core only call it per chunk. It calls the names
+    of codegen/scalar_math.py (pasted into the module), as it never runs as a `.py_func`."""
     printer = ScalarMathPrinter()
     data_args = [f"d{j}" for j in range(len(program.inputs))]
     src.line(JIT.format(""))

@@ -5,16 +5,16 @@ precedence never matters beyond parenthesised negative literals. `ExprPrinter`
 prints NumPy functions (not `math`) because they follow IEEE rules in both
 worlds: compiled by Numba, and run as plain Python (NUMBA_DISABLE_JIT=1 or a
 core's `.py_func`), where `math.log(0.0)` would raise instead of giving -inf.
-`ScalarMathPrinter` prints bare `exp`, `log`, ... that the module binds to `math`
-when compiled and to NumPy when not (`SCALAR_MATH`): Numba types and lowers
-`math` calls in about half the time of NumPy's scalar ufuncs, which matters in
-the long straight-line bodies of scalar models.
+`ScalarMathPrinter` prints the names of codegen/scalar_math.py for the long
+straight-line bodies of scalar models: `math` functions when compiled (half the
+compile time of NumPy's scalar ufuncs), and `select` for WHERE and heaviside.
 
-Conditional expressions are kept to WHERE, heaviside and guarded statements: each
-`a if c else b` is a branch, and Numba's SSA pass costs time quadratic in the
+Each `a if c else b` is a branch, and Numba's SSA pass costs time quadratic in the
 branches of a function (a 5,000-node body compiled in 30 s with branchy sigmoids,
-13 s without). So sigmoid and softplus, the common ones, print as branch-free
-forms that give the same bits as the branchy stable forms (and run faster).
+7 s without). So sigmoid and softplus print as branch-free forms that give the same
+bits as the branchy stable forms (and run faster); conditional expressions remain
+for guarded statements (whose right side must not run when the guard is false) and,
+outside the scalar bodies, for WHERE and heaviside.
 """
 
 from __future__ import annotations
@@ -144,20 +144,21 @@ _RULES: dict[Op, _Rule] = {
 
 
 class ScalarMathPrinter(ExprPrinter):
-    """Bare `exp`, `log`, ... bound by `SCALAR_MATH`, for code that only ever runs
-    compiled or under NUMBA_DISABLE_JIT (never as a `.py_func` with JIT on)."""
+    """The names of codegen/scalar_math.py (bare `exp`, `log`, ..., `select` for WHERE
+    and heaviside), for code that only ever runs compiled or under NUMBA_DISABLE_JIT
+    (never as a `.py_func` with JIT on: `select` is a Numba intrinsic there)."""
 
     FUNCS: ClassVar[dict[Op, str]] = {
         **ExprPrinter.FUNCS, Op.EXP: "exp", Op.EXPM1: "expm1", Op.LOG: "log",
         Op.LOG1P: "log1p", Op.SQRT: "sqrt", Op.SIN: "sin", Op.COS: "cos", Op.TAN: "tan",
         Op.TANH: "tanh", Op.ABS: "abs"}
 
+    def expr(self, op: Op, args: tuple[Operand, ...], attr=None) -> str:
+        if op is Op.WHERE:
+            return "select({}, {}, {})".format(*map(operand, args))
+        if op is Op.HEAVISIDE:
+            a = operand(args[0])
+            return (f"select({a} > 0.0, 1.0, select({a} < 0.0, 0.0, "
+                    f"select({a} == 0.0, {literal(attr)}, {a})))")
+        return super().expr(op, args, attr)
 
-SCALAR_MATH = """\
-# Scalar math for the per-sample code: `math` when compiled (Numba compiles it in
-# about half the time of NumPy's scalar ufuncs), NumPy's IEEE ufuncs when run as
-# plain Python (NUMBA_DISABLE_JIT=1), where math.log(0.0) would raise, not give -inf.
-if numba.config.DISABLE_JIT:
-    from numpy import cos, exp, expm1, log, log1p, sin, sqrt, tan, tanh
-else:
-    from math import cos, exp, expm1, log, log1p, sin, sqrt, tan, tanh"""

@@ -245,3 +245,25 @@ def test_pytorch_differs_only_where_documented():
     assert differ == ["x**y at x=0.0, y=2.0"]
     text = DOC.read_text(encoding="utf-8")
     assert re.search(r"`x\*\*y` with a param exponent", text)
+
+
+README = DOC.parent.parent / "README.md"
+
+
+def test_readme_summary_agrees_with_the_tables():
+    """The README's conventions table repeats some rows (value and reverse-mode gradient,
+    each cell's first word): they must say what the tables here say."""
+    rows = {(r.formula, r.point): r for r in ROWS if len(r.point) == 1}
+    checked = 0
+    for formula, at, value, gradient in re.findall(
+            r"^\| `([^`]+)` at (\S+) \| ([^|]+) \| ([^|]+) \|$",
+            README.read_text(encoding="utf-8"), re.MULTILINE):
+        try:
+            numbers = _number(value.split()[0]), _number(gradient.split()[0])
+        except ValueError:              # a cell in words (a convention, not a number)
+            continue
+        row = rows[formula, (("x", _number(at)),)]
+        assert same(numbers[0], row.value), (formula, value, row.value)
+        assert same(numbers[1], row.gradient["reverse"][0]), (formula, gradient, row)
+        checked += 1
+    assert checked >= 5

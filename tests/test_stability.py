@@ -458,7 +458,7 @@ def test_inspection_lists_the_rewrites():
 def test_generated_code_uses_stable_forms():
     """softplus and sigmoid print as branch-free forms whose exp never overflows (they
     exponentiate -|x|); tanh prints as tanh. Per-sample code (the chunk functions) calls
-    the module's SCALAR_MATH names, code run once per call NumPy's."""
+    codegen/scalar_math.py's names, code run once per call NumPy's."""
     expr = (softplus(Z) + sigmoid(W) + sp.tanh(V)
             + (sp.exp(A) - sp.exp(-A)) / (sp.exp(A) + sp.exp(-A)))
     for data in (1, Y):           # without inputs everything runs once, in the cores

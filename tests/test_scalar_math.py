@@ -1,0 +1,51 @@
+"""codegen/scalar_math.py: the names the chunk functions of scalar modules call."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numba
+import numpy as np
+import pytest
+import sympy as sp
+
+import symgrad
+from codegen import scalar_math
+
+VALUES = [0.0, -0.0, 1.5, -2.0, math.inf, -math.inf, math.nan]
+
+
+@numba.njit
+def _select(cond, a, b):
+    return scalar_math.select(cond, a, b)
+
+
+@pytest.mark.parametrize("cond", [True, False])
+def test_select_returns_the_chosen_value_bit_for_bit(cond):
+    for a in VALUES:
+        for b in VALUES:
+            got, want = _select(cond, a, b), a if cond else b
+            assert np.float64(got).tobytes() == np.float64(want).tobytes(), (cond, a, b)
+    assert _select(cond, True, False) is cond          # booleans stay booleans
+    assert _select(cond, 2, 0.5) == (2.0 if cond else 0.5)   # mixed types unify
+
+
+def test_math_names_give_ieee_results_when_compiled():
+    @numba.njit(error_model="numpy")
+    def edges():
+        return (scalar_math.log(0.0), scalar_math.sqrt(-1.0), scalar_math.exp(1000.0),
+                scalar_math.log1p(-1.0))
+    log0, sqrt_neg, exp_big, log1p_neg1 = edges()
+    assert log0 == -math.inf and math.isnan(sqrt_neg) and exp_big == math.inf
+    assert log1p_neg1 == -math.inf
+
+
+def test_chunk_functions_print_where_and_heaviside_as_selects():
+    x, a, b = sp.symbols("x a b", real=True)
+    model = symgrad.Model(symgrad.relu(a * x) + sp.Max(a, b * x) + sp.Abs(x - b), [a, b], [x])
+    source = symgrad.compile(model).source
+    chunks = "\n".join(re.findall(r"^def _\w+_chunk\(.*?(?=^\S)", source,
+                                  re.MULTILINE | re.DOTALL))
+    assert chunks.count("select(") >= 4
+    assert " if " not in chunks        # no guarded statements in this model either
