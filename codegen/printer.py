@@ -161,4 +161,3 @@ class ScalarMathPrinter(ExprPrinter):
             return (f"select({a} > 0.0, 1.0, select({a} < 0.0, 0.0, "
                     f"select({a} == 0.0, {literal(attr)}, {a})))")
         return super().expr(op, args, attr)
-
