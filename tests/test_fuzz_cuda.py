@@ -60,8 +60,8 @@ def _child() -> int:
         params, data = fz.sample_point(seed)
         assume(fz.far_from_kinks(loss, params, data))
         model = symgrad.Model(loss, fz.PARAMS, fz.INPUTS)
-        want = oracle.loss_and_grad(model.loss, model.real_params, model.real_inputs,
-                                    params, data)
+        want, well_conditioned = fz.exact_and_well_conditioned(model, params, data)
+        assume(well_conditioned)
         for method in ("reverse", "symbolic"):
             source = cuda_module.generate(
                 derive(model, method), version=symgrad.__version__,
