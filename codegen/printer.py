@@ -12,9 +12,10 @@ compile time of NumPy's scalar ufuncs), and `select` for WHERE and heaviside.
 Each `a if c else b` is a branch, and Numba's SSA pass costs time quadratic in the
 branches of a function (a 5,000-node body compiled in 30 s with branchy sigmoids,
 7 s without). So sigmoid and softplus print as branch-free forms that give the same
-bits as the branchy stable forms (and run faster); conditional expressions remain
-for guarded statements (whose right side must not run when the guard is false) and,
-outside the scalar bodies, for WHERE and heaviside.
+bits as the branchy stable forms (and run faster). In the scalar bodies, conditional
+expressions remain only for guarded statements whose work is worth skipping
+(transcendental functions, powers); elsewhere (cores, matrix loops, run as `.py_func`
+by tests) also for WHERE, heaviside and guards.
 """
 
 from __future__ import annotations
@@ -152,6 +153,25 @@ class ScalarMathPrinter(ExprPrinter):
         **ExprPrinter.FUNCS, Op.EXP: "exp", Op.EXPM1: "expm1", Op.LOG: "log",
         Op.LOG1P: "log1p", Op.SQRT: "sqrt", Op.SIN: "sin", Op.COS: "cos", Op.TAN: "tan",
         Op.TANH: "tanh", Op.ABS: "abs"}
+
+    # Guarded statements with these ops run whatever the guard and are selected: they
+    # cost about as much as the branch they spare, and cannot fail (IEEE arithmetic), so
+    # the result is the same. Transcendental functions and powers stay behind the guard.
+    CHEAP: ClassVar[frozenset[Op]] = frozenset({
+        Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.NEG, Op.LT, Op.LE, Op.GT, Op.GE, Op.EQ, Op.NE,
+        Op.AND, Op.OR, Op.NOT, Op.WHERE, Op.MAX, Op.MIN, Op.ABS, Op.SIGN, Op.RELU,
+        Op.HEAVISIDE, Op.TANH_BACKWARD})
+
+    def assign(self, s: Assign) -> str:
+        if s.guard is None or s.node.op not in self.CHEAP:
+            return super().assign(s)
+        rhs = self.expr(s.node.op, s.args, s.node.attr)
+        return f"{s.name} = select({s.guard}, {rhs}, {'False' if s.node.is_bool else '0.0'})"
+
+    def guard(self, g: Guard) -> str:
+        # `&`, not `and`: `and` short-circuits, which is a branch.
+        cond = g.cond if g.branch else f"(not {g.cond})"
+        return f"{g.name} = {cond}" if g.parent is None else f"{g.name} = {g.parent} & {cond}"
 
     def expr(self, op: Op, args: tuple[Operand, ...], attr=None) -> str:
         if op is Op.WHERE:

@@ -1,11 +1,13 @@
-"""Piecewise: only the taken branch is evaluated, forward and backward.
+"""Piecewise: only the taken branch reaches the result, forward and backward.
 
 `Piecewise((log(x a), x > 0), (0, True))` at x <= 0 must give a finite loss and
-gradient: neither log(x a) nor its derivative 1/(x a) may be computed there.
-Checked in the interpreter, in the generated code run as Python, and in
-compiled kernels. The interpreter and the Python run use strict floating point
-(`oracle.strict_floating_point`): any log(0), 0/0 or sqrt(-1) raises, and here
-only an evaluated untaken branch can produce one.
+gradient: neither log(x a) nor its derivative 1/(x a) may leak into it there.
+Checked in the interpreter, in the generated code, and in compiled kernels. The
+interpreter runs under strict floating point (`oracle.strict_floating_point`): any
+log(0), 0/0 or sqrt(-1) raises, and here only an evaluated untaken branch can
+produce one. (Compiled per-sample code may compute an untaken branch's plain
+arithmetic and discard it; its function calls stay behind the guard:
+tests/test_scalar_math.py.)
 """
 
 from __future__ import annotations

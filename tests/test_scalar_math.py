@@ -49,3 +49,18 @@ def test_chunk_functions_print_where_and_heaviside_as_selects():
                                   re.MULTILINE | re.DOTALL))
     assert chunks.count("select(") >= 4
     assert " if " not in chunks        # no guarded statements in this model either
+
+
+def test_guarded_statements_branch_only_around_functions():
+    """In a Piecewise, guarded arithmetic is selected and only guarded function calls
+    (whose work is worth skipping) keep a conditional expression."""
+    x, a, b = sp.symbols("x a b", real=True)
+    model = symgrad.Model(sp.Piecewise((sp.log(a * x) * b + a * x, x > 0), (b * x, True)),
+                          [a, b], [x])
+    source = symgrad.compile(model).source
+    chunks = "\n".join(re.findall(r"^def _\w+_chunk\(.*?(?=^\S)", source,
+                                  re.MULTILINE | re.DOTALL))
+    conditional = [line.strip() for line in chunks.splitlines() if " if " in line]
+    assert conditional and all(re.fullmatch(r"\w+ = \(log\(\w+\)\) if m\d+ else 0\.0", line)
+                               for line in conditional), conditional
+    assert re.search(r"= select\(m\d+, \w+ \* \w+, 0\.0\)", chunks)
