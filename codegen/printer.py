@@ -66,9 +66,19 @@ class ExprPrinter:
         Op.AND: "and", Op.OR: "or",
     }
 
+    def choose(self, cond: str, a: str, b: str) -> str:
+        """`a` where cond holds, else `b` (both already computed)."""
+        return f"{a} if {cond} else {f'({b})' if ' if ' in b else b}"
+
     def expr(self, op: Op, args: tuple[Operand, ...], attr=None) -> str:
         if op in _STABLE:
             return _STABLE[op](operand(args[0]), self.FUNCS)
+        if op is Op.WHERE:
+            return self.choose(*map(operand, args))
+        if op is Op.HEAVISIDE:
+            a = operand(args[0])      # NaN stays NaN
+            return self.choose(f"{a} > 0.0", "1.0", self.choose(
+                f"{a} < 0.0", "0.0", self.choose(f"{a} == 0.0", literal(attr), a)))
         if (fn := self.FUNCS.get(op)) is not None:
             return f"{fn}({', '.join(map(operand, args))})"
         if (sym := self.INFIX.get(op)) is not None:
@@ -106,10 +116,6 @@ def _not(a, attr):
     return f"not {a}"
 
 
-def _where(c, a, b, attr):
-    return f"{a} if {c} else {b}"
-
-
 def _tanh_backward(g, y, attr):
     return f"{g} * (1.0 - {y} * {y})"
 
@@ -130,17 +136,12 @@ def _relu(a, attr):
     return f"np.maximum({a}, 0.0)"
 
 
-def _heaviside(a, attr):
-    at_zero = literal(attr)
-    return f"1.0 if {a} > 0.0 else (0.0 if {a} < 0.0 else ({at_zero} if {a} == 0.0 else {a}))"
-
-
 _STABLE: dict[Op, Callable[[str, dict[Op, str]], str]] = {
     Op.SIGMOID: _sigmoid, Op.SOFTPLUS: _softplus}
 
 _RULES: dict[Op, _Rule] = {
-    Op.NEG: _neg, Op.POW: _pow, Op.NOT: _not, Op.WHERE: _where, Op.RELU: _relu,
-    Op.HEAVISIDE: _heaviside, Op.TANH_BACKWARD: _tanh_backward,
+    Op.NEG: _neg, Op.POW: _pow, Op.NOT: _not, Op.RELU: _relu,
+    Op.TANH_BACKWARD: _tanh_backward,
 }
 
 
@@ -153,6 +154,8 @@ class ScalarMathPrinter(ExprPrinter):
         **ExprPrinter.FUNCS, Op.EXP: "exp", Op.EXPM1: "expm1", Op.LOG: "log",
         Op.LOG1P: "log1p", Op.SQRT: "sqrt", Op.SIN: "sin", Op.COS: "cos", Op.TAN: "tan",
         Op.TANH: "tanh", Op.ABS: "abs"}
+    # `&` and `|`, not `and` and `or`, which short-circuit: a branch each.
+    INFIX: ClassVar[dict[Op, str]] = {**ExprPrinter.INFIX, Op.AND: "&", Op.OR: "|"}
 
     # Guarded statements with these ops run whatever the guard and are selected: they
     # cost about as much as the branch they spare, and cannot fail (IEEE arithmetic), so
@@ -173,11 +176,5 @@ class ScalarMathPrinter(ExprPrinter):
         cond = g.cond if g.branch else f"(not {g.cond})"
         return f"{g.name} = {cond}" if g.parent is None else f"{g.name} = {g.parent} & {cond}"
 
-    def expr(self, op: Op, args: tuple[Operand, ...], attr=None) -> str:
-        if op is Op.WHERE:
-            return "select({}, {}, {})".format(*map(operand, args))
-        if op is Op.HEAVISIDE:
-            a = operand(args[0])
-            return (f"select({a} > 0.0, 1.0, select({a} < 0.0, 0.0, "
-                    f"select({a} == 0.0, {literal(attr)}, {a})))")
-        return super().expr(op, args, attr)
+    def choose(self, cond: str, a: str, b: str) -> str:
+        return f"select({cond}, {a}, {b})"

@@ -12,6 +12,8 @@ import sympy as sp
 
 import symgrad
 from codegen import scalar_math
+from symgrad.derivation import derive
+from symgrad.interpret import loss_and_grad
 
 VALUES = [0.0, -0.0, 1.5, -2.0, math.inf, -math.inf, math.nan]
 
@@ -64,3 +66,24 @@ def test_guarded_statements_branch_only_around_functions():
     assert conditional and all(re.fullmatch(r"\w+ = \(log\(\w+\)\) if m\d+ else 0\.0", line)
                                for line in conditional), conditional
     assert re.search(r"= select\(m\d+, \w+ \* \w+, 0\.0\)", chunks)
+
+
+def test_and_or_conditions_print_without_short_circuit_and_agree():
+    x, y, a = sp.symbols("x y a", real=True)
+    loss = sp.Piecewise((a * x, sp.And(x > 0, y > 0)), (a * y, sp.Or(x < -1, y < -1)),
+                        (a * a, True))
+    model = symgrad.Model(loss, [a], [x, y])
+    kernel = symgrad.compile(model)
+    chunks = "\n".join(re.findall(r"^def _\w+_chunk\(.*?(?=^\S)", kernel.source,
+                                  re.MULTILINE | re.DOTALL))
+    assert re.search(r"= \w+ & \w+$", chunks, re.MULTILINE)
+    assert re.search(r"\w+ \| \w+", chunks)
+    assert not re.search(r"\b(and|or)\b", chunks)
+    data = {"x": np.array([1.0, -2.0, 0.5, -0.5, 2.0]),
+            "y": np.array([1.0, 0.5, -2.0, -0.5, -0.1])}
+    want = loss_and_grad(derive(model), {"a": 0.7}, data)
+    got = kernel.loss_and_grad({"a": 0.7}, data)
+    assert got[0] == pytest.approx(want[0], rel=1e-14)
+    assert got[1]["a"] == pytest.approx(want[1]["a"], rel=1e-14)
+    # branches taken: and, or (x), or (y), neither, neither
+    assert got[0] == pytest.approx(0.7 * 1.0 + 0.7 * 0.5 + 0.7 * -2.0 + 2 * 0.7**2, rel=1e-14)
