@@ -41,15 +41,22 @@ def chunk_function(src: Source, name: str, program: Program, batched: list[int])
         for j in range(len(batched)):
             src.line(f"s{j} = 0.0")
         with src.block("for i in range(lo, hi):"):
-            for j, d in enumerate(data_args):
-                src.line(f"x{j} = {d}[i]")
-            src.lines(printer.statement(s) for s in program.body)
-            for j, k in enumerate(batched):
-                src.line(f"s{j} += {operand(program.outputs[k])}")
+            sample_body(src, printer, program, data_args, batched)
         for j in range(len(batched)):
             src.line(f"row[{j}] = s{j}")
     src.line()
     src.line()
+
+
+def sample_body(src: Source, printer: ExprPrinter, program: Program, data_args: list[str],
+                batched: list[int]) -> None:
+    """One sample i: load x0, x1, ... from the data arrays, run the body, and add each
+    output batched[j] to the running sum s<j>."""
+    for j, d in enumerate(data_args):
+        src.line(f"x{j} = {d}[i]")
+    src.lines(printer.statement(s) for s in program.body)
+    for j, k in enumerate(batched):
+        src.line(f"s{j} += {operand(program.outputs[k])}")
 
 
 def batched_outputs(results: list[list[Term]]) -> list[int]:

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from codegen.numba_cpu import Term, sample_body
 from codegen.printer import ExprPrinter, operand
 from codegen.source import Source
 from symgrad.ir import Op
@@ -156,7 +157,6 @@ def tree_reduce(src: Source, shared: str, index: str, size: int, cond: str | Non
 
 # ---------------------------------------------------------------- scalar models
 
-Term = tuple[int, str]   # (program output index, "sum" | "mean" | "once")
 SHARED_DOUBLES = 4096    # float64 values of shared memory a block reduction uses (32 KB)
 
 
@@ -226,11 +226,7 @@ def _body_kernel(kernels: KernelSet, program: Program, printer: CudaExprPrinter,
     for q in range(width):
         body.line(f"s{q} = 0.0")
     with body.block("for i in range(cuda.grid(1), n, cuda.gridsize(1)):"):
-        for j, d in enumerate(data):
-            body.line(f"x{j} = {d}[i]")
-        body.lines(printer.statement(s) for s in program.body)
-        for q, k in enumerate(batched):
-            body.line(f"s{q} += {operand(program.outputs[k])}")
+        sample_body(body, printer, program, data, batched)
     # The block's sums, GROUP outputs at a time: one tree (and one set of barriers) per
     # group, within 32 KB of shared memory.
     group = max(1, min(width, SHARED_DOUBLES // launch.block))

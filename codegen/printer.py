@@ -93,8 +93,13 @@ class ExprPrinter:
     def assign(self, s: Assign) -> str:
         rhs = self.expr(s.node.op, s.args, s.node.attr)
         if s.guard is not None:
-            rhs = f"({rhs}) if {s.guard} else {'False' if s.node.is_bool else '0.0'}"
+            rhs = self.guarded(s, rhs, "False" if s.node.is_bool else "0.0")
         return f"{s.name} = {rhs}"
+
+    def guarded(self, s: Assign, rhs: str, zero: str) -> str:
+        """The value of a guarded statement: rhs where its guard holds, else zero, with
+        rhs evaluated only then."""
+        return f"({rhs}) if {s.guard} else {zero}"
 
     def guard(self, g: Guard) -> str:
         cond = g.cond if g.branch else f"not {g.cond}"
@@ -165,11 +170,9 @@ class ScalarMathPrinter(ExprPrinter):
         Op.AND, Op.OR, Op.NOT, Op.WHERE, Op.MAX, Op.MIN, Op.ABS, Op.SIGN, Op.RELU,
         Op.HEAVISIDE, Op.TANH_BACKWARD})
 
-    def assign(self, s: Assign) -> str:
-        if s.guard is None or s.node.op not in self.CHEAP:
-            return super().assign(s)
-        rhs = self.expr(s.node.op, s.args, s.node.attr)
-        return f"{s.name} = select({s.guard}, {rhs}, {'False' if s.node.is_bool else '0.0'})"
+    def guarded(self, s: Assign, rhs: str, zero: str) -> str:
+        return self.choose(s.guard, rhs, zero) if s.node.op in self.CHEAP else \
+            super().guarded(s, rhs, zero)
 
     def guard(self, g: Guard) -> str:
         # `&`, not `and`: `and` short-circuits, which is a branch.

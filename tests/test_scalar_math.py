@@ -18,6 +18,12 @@ from symgrad.interpret import loss_and_grad
 VALUES = [0.0, -0.0, 1.5, -2.0, math.inf, -math.inf, math.nan]
 
 
+def chunk_functions(source: str) -> str:
+    """The text of a scalar module's chunk functions (its per-sample code)."""
+    return "\n".join(re.findall(r"^def _\w+_chunk\(.*?(?=^\S)", source,
+                                 re.MULTILINE | re.DOTALL))
+
+
 @numba.njit
 def _select(cond, a, b):
     return scalar_math.select(cond, a, b)
@@ -47,8 +53,7 @@ def test_chunk_functions_print_where_and_heaviside_as_selects():
     x, a, b = sp.symbols("x a b", real=True)
     model = symgrad.Model(symgrad.relu(a * x) + sp.Max(a, b * x) + sp.Abs(x - b), [a, b], [x])
     source = symgrad.compile(model).source
-    chunks = "\n".join(re.findall(r"^def _\w+_chunk\(.*?(?=^\S)", source,
-                                  re.MULTILINE | re.DOTALL))
+    chunks = chunk_functions(source)
     assert chunks.count("select(") >= 4
     assert " if " not in chunks        # no guarded statements in this model either
 
@@ -60,8 +65,7 @@ def test_guarded_statements_branch_only_around_functions():
     model = symgrad.Model(sp.Piecewise((sp.log(a * x) * b + a * x, x > 0), (b * x, True)),
                           [a, b], [x])
     source = symgrad.compile(model).source
-    chunks = "\n".join(re.findall(r"^def _\w+_chunk\(.*?(?=^\S)", source,
-                                  re.MULTILINE | re.DOTALL))
+    chunks = chunk_functions(source)
     conditional = [line.strip() for line in chunks.splitlines() if " if " in line]
     assert conditional and all(re.fullmatch(r"\w+ = \(log\(\w+\)\) if m\d+ else 0\.0", line)
                                for line in conditional), conditional
@@ -74,8 +78,7 @@ def test_and_or_conditions_print_without_short_circuit_and_agree():
                         (a * a, True))
     model = symgrad.Model(loss, [a], [x, y])
     kernel = symgrad.compile(model)
-    chunks = "\n".join(re.findall(r"^def _\w+_chunk\(.*?(?=^\S)", kernel.source,
-                                  re.MULTILINE | re.DOTALL))
+    chunks = chunk_functions(kernel.source)
     assert re.search(r"= \w+ & \w+$", chunks, re.MULTILINE)
     assert re.search(r"\w+ \| \w+", chunks)
     assert not re.search(r"\b(and|or)\b", chunks)

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import sympy as sp
 from oracle import elementary
+from test_scalar_math import chunk_functions
 
 import symgrad
 from symgrad import interpret, losses
@@ -463,7 +464,7 @@ def test_generated_code_uses_stable_forms():
             + (sp.exp(A) - sp.exp(-A)) / (sp.exp(A) + sp.exp(-A)))
     for data in (1, Y):           # without inputs everything runs once, in the cores
         source = symgrad.compile(_model(expr * data)).source
-        chunks = _chunk_functions(source)
+        chunks = chunk_functions(source)
         assert bool(chunks) == (data is Y)
         np_ = "" if chunks else r"np\."
         e = rf"{np_}exp\(-{np_}abs\(\1\)\)"          # exp(-abs(x))
@@ -475,6 +476,3 @@ def test_generated_code_uses_stable_forms():
         assert not re.search(r"\blog\(", code)
         assert " if " not in chunks
 
-
-def _chunk_functions(source: str) -> str:
-    return "\n".join(re.findall(r"^def _\w+_chunk\(.*?(?=^\S)", source, re.M | re.S))
