@@ -68,9 +68,16 @@ class Expansion:
                 for i in range(rows) for j in range(int(cols))}
 
     def _explicit(self, expr, mapping) -> sp.Expr:
-        one = expr.subs(self.n, 1)
-        if getattr(one, "is_Matrix", False) or isinstance(one, sp.MatrixExpr):
-            one = one.as_explicit()[0, 0]
+        try:
+            one = expr.subs(self.n, 1)
+            if getattr(one, "is_Matrix", False) or isinstance(one, sp.MatrixExpr):
+                one = one.as_explicit()[0, 0]
+        except TypeError as e:
+            # SymPy applies a Lambda whose body compares (a Piecewise) to a whole
+            # matrix when it rebuilds the expression: "Invalid comparison of non-real X*W".
+            raise OptionError(
+                f"SymPy cannot write this matrix model entrywise for method='symbolic' "
+                f"({e}); differentiate it with method='reverse'") from None
         return one.xreplace(mapping)
 
     def scalar_params(self, params) -> dict[str, float]:

@@ -210,3 +210,12 @@ def _logsumexp(g, out, x):
 @vjp(*sorted(NON_DIFFERENTIABLE - LEAVES, key=lambda op: op.name))
 def _zero(g, out, *args):
     return (None,) * len(args)
+
+
+# Rules that scale the cotangent by a local factor which can be infinite or NaN where
+# the op's own value is fine (1/x at 0, log'(0), sqrt'(0), x**-2 at 0, exp overflow,
+# cos(inf)): 0 * inf is NaN, so the reverse driver gates their contributions where
+# the cotangent is structurally 0 (reverse.py, "Shared nodes"). The other rules keep
+# an exact 0 a 0 (sums, selects, bounded factors such as sigmoid' and tanh').
+UNBOUNDED_FACTOR = frozenset({Op.MUL, Op.DIV, Op.POW, Op.EXP, Op.EXPM1, Op.LOG, Op.LOG1P,
+                              Op.SQRT, Op.SIN, Op.COS, Op.TAN})

@@ -5,3 +5,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("SYMGRAD_CACHE_DIR", str(ROOT / "build" / "kernel-cache"))
+
+
+def torch_or_skip():
+    """PyTorch for the cross-checks: skipped where it is not installed (torch is no
+    dependency of symgrad), except under SYMGRAD_REQUIRE_TORCH=1, which CI sets after
+    installing it (.ci/run), so a missing torch fails there instead of skipping."""
+    if os.environ.get("SYMGRAD_REQUIRE_TORCH") == "1":
+        import torch
+        return torch
+    import pytest
+    return pytest.importorskip("torch")

@@ -116,7 +116,7 @@ def distance_to_kinks(expr: sp.Expr, points: Sequence[Mapping[sp.Symbol, float]]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for point in points:
-            values = np.asarray(f(*[point[s] for s in symbols]), dtype=float)
+            values = np.asarray(f(*[np.float64(point[s]) for s in symbols]), dtype=float)
             smallest = min(smallest, float(np.min(np.abs(values))))
     return smallest
 

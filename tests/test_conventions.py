@@ -24,6 +24,7 @@ import symgrad
 from symgrad import interpret
 from symgrad.functions import relu, sigmoid, softplus
 from symgrad.matrix import elementwise, total
+from conftest import torch_or_skip
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "conventions.md"
 SYMBOLS = {name: sp.Symbol(name, real=True) for name in ("x", "y", "z")}
@@ -227,7 +228,7 @@ def _torch_functions(torch):
 
 @pytest.mark.parametrize("row", [r for r in ROWS if r.torch is not None], ids=str)
 def test_pytorch_column(row):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     fn = _torch_functions(torch)[row.formula]
     args = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for _, v in row.point]
     out = fn(*args)

@@ -32,7 +32,7 @@ CHECKS = [
     "matrix:mse", "matrix:ce", "float32:ce",
     *(f"train:{model}:{opt}" for model in ("hinge_two_layer", "ce")
       for opt in ("sgd", "rmsprop", "adam")),
-    "device-arrays", "errors", "deterministic",
+    "device-arrays", "errors", "deterministic", "shared-branches",
     "example:linear_rmsprop", "example:two_layer_net",
     "every-kernel-launched",        # last: it reads what the others launched
 ]
@@ -327,6 +327,19 @@ def check_every_kernel_launched(ctx):
     assert not missing, f"kernels never launched: {missing}"
 
 
+def check_shared_branches(ctx):
+    """test_shared_branches.py's per-sample and matrix cases: no NaN from a node shared
+    by branches not taken."""
+    import test_shared_branches as sb
+    loss, params, inputs, values, data = sb.SCALAR_CASES["per_sample_data"]
+    want = sb._exact(loss, params, inputs, values, data)
+    model = ctx.symgrad.Model(loss, params, inputs, name="shared")
+    _close(ctx.cuda("shared", model).loss_and_grad(values, data), want)
+    loss, grads = ctx.cuda("shared-matrix", sb.matrix_model()).loss_and_grad(
+        {"W": sb.MATRIX_W}, {"X": sb.MATRIX_X})
+    _close((loss, grads["W"]), sb.matrix_expected(sb.MATRIX_W, sb.MATRIX_X))
+
+
 def _run_checks() -> dict[str, list]:
     ctx = _Context()
     runners = {"matrix:mse": lambda: check_matrix(ctx, "mse"),
@@ -335,6 +348,7 @@ def _run_checks() -> dict[str, list]:
                "device-arrays": lambda: check_device_arrays(ctx),
                "errors": lambda: check_errors(ctx),
                "deterministic": lambda: check_deterministic(ctx),
+               "shared-branches": lambda: check_shared_branches(ctx),
                "every-kernel-launched": lambda: check_every_kernel_launched(ctx)}
     results = {}
     for check in CHECKS:

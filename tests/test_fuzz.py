@@ -199,6 +199,117 @@ def test_ill_conditioned_points_are_skipped():
     assert exact_and_well_conditioned(model, params, data)[1]
 
 
+# ------------------------------------- singular expressions in shared branches
+#
+# A subexpression read by several branches lives where any of them may be taken; at a
+# sample where none is, its value is discarded and it must not reach the gradient
+# either (issue: the cotangent of `1/x` there is 0, and 0 * d(1/x)/dx is NaN at 0).
+# These recipes put a singular expression of a leaf (1/u, log u, sqrt u, u**-2) into
+# several branches of one Piecewise, of nested ones, and of different Piecewise nodes,
+# each branch taken only where u > 1/2; the points make leaves exactly 0 or negative
+# often, so the shared expression blows up where its branches are not taken.
+
+SINGULAR = {
+    "inverse": lambda u: 1 / u,
+    "log": sp.log,
+    "sqrt": sp.sqrt,
+    "inverse_square": lambda u: u**-2,
+}
+HALF = sp.Rational(1, 2)
+
+
+# Conditions read leaves only: SymPy folds a Piecewise inside a relation into ITE
+# conditions, which would move the singular expressions into the conditions.
+def _shared(s, u, c, v, w):        # s in the first and third branch of one Piecewise
+    return sp.Piecewise((s, u > 2), (v, c > 0), (s, u > HALF), (w, True))
+
+
+def _nested(s, u, c, v, w):        # s in an outer branch and in a nested one
+    return sp.Piecewise((s, u > 2), (sp.Piecewise((v, c > 0), (s, u > HALF), (w, True)), True))
+
+
+def _deep(s, u, c, v, w):          # three levels, s at two of them
+    inner = sp.Piecewise((v * w, c < 1), (s, u > HALF), (v, True))
+    return sp.Piecewise((w, c < -1), (sp.Piecewise((s, u > 1), (inner, True)), True))
+
+
+def _two_nodes(s, u, c, v, w):     # s in branches of two different Piecewise nodes
+    return (sp.Piecewise((s, u > HALF), (v, True))
+            + sp.Piecewise((s * w, u > 1), (w, c > 0), (v, True)))
+
+
+BRANCH_TEMPLATES = {"shared": _shared, "nested": _nested, "deep": _deep,
+                    "two_nodes": _two_nodes}
+BRANCHY = {f"{t}_{k}": (BRANCH_TEMPLATES[t], SINGULAR[k])
+           for t in BRANCH_TEMPLATES for k in SINGULAR}
+BRANCHY_NAMES = sorted(BRANCHY)
+
+
+def build_branchy(recipe: list[Step]) -> sp.Expr:
+    """Like `build`, with branchy steps: (name, u, c, v, w) puts the singular
+    expression of leaf number u into the template's branches, with conditions on
+    leaves u and c, and v and w picked from the pool like `build`'s operands (so
+    branches nest across steps)."""
+    pool: list[sp.Expr] = list(LEAVES)
+    for name, *picks in recipe:
+        if name in BRANCHY:
+            template, singular = BRANCHY[name]
+            u, c = (LEAVES[k % len(LEAVES)] for k in picks[:2])
+            v, w = (pool[-1 - k % len(pool)] for k in picks[2:])
+            pool.append(template(singular(u), u, c, v, w))
+        else:
+            arity, make = STEPS[name]
+            pool.append(make(*(pool[-1 - k % len(pool)] for k in picks[:arity])))
+    return pool[-1] + pool[-2] / 3
+
+
+branchy_steps = st.tuples(st.sampled_from(BRANCHY_NAMES), *[st.integers(0, 63)] * 4)
+# The plain steps without the Piecewise ones, whose conditions read pool expressions, and
+# without kinks of pool expressions: SymPy does not know that sqrt(x) in a branch taken
+# only where x > 1/2 is real, so it would differentiate Abs or Max of it as complex.
+PLAIN_NAMES = [n for n in STEP_NAMES
+               if "piecewise" not in n and n not in ("abs", "max", "min", "relu")]
+plain_steps = st.tuples(st.sampled_from(PLAIN_NAMES),
+                        *[st.integers(0, 63)] * 3)
+branchy_recipes = st.lists(st.one_of(branchy_steps, plain_steps), min_size=3, max_size=8).filter(
+    lambda recipe: any(name in BRANCHY for name, *_ in recipe))
+
+
+def sample_point_with_zeros(seed: int) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """`sample_point`, with each value exactly 0 one time in three."""
+    params, data = sample_point(seed)
+    rng = np.random.default_rng(seed + 1)
+    params = {k: 0.0 if rng.random() < 1 / 3 else v for k, v in params.items()}
+    data = {k: np.where(rng.random(v.shape) < 1 / 3, 0.0, v) for k, v in data.items()}
+    return params, data
+
+
+def check_branchy_against_sympy(loss, params, data):
+    """Both methods, interpreter and generated module. Not under strict floating
+    point: a shared expression is computed wherever one of its branches may be
+    taken and discarded elsewhere (log(0) may run); only the results must be exact."""
+    model = symgrad.Model(loss, PARAMS, INPUTS)
+    want, well_conditioned = exact_and_well_conditioned(model, params, data)
+    assume(well_conditioned)
+    for method in ("reverse", "symbolic"):
+        derivation = derive(model, method)
+        kernel = symgrad.compile(model, method)
+        got = interpret_loss_and_grad(derivation, params, data)
+        oracle.assert_grads_close(got, want, RTOL, RTOL, f"interpret {method}")
+        oracle.assert_grads_close(generated_loss_and_grad(kernel, params, data), want,
+                                  RTOL, RTOL, f"generated {method}")
+
+
+@settings(FUZZ, max_examples=EXAMPLES)
+@given(recipe=branchy_recipes, seed=st.integers(0, 2**32 - 1))
+def test_singular_shared_branches_match_sympy(recipe, seed):
+    loss = build_branchy(recipe)
+    note(f"loss = {loss}")
+    params, data = sample_point_with_zeros(seed)
+    assume(far_from_kinks(loss, params, data))
+    check_branchy_against_sympy(loss, params, data)
+
+
 # --------------------------------------------------- through compiled kernels
 
 COMPILED_GROUPS = 2

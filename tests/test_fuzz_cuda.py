@@ -15,12 +15,16 @@ passed and shows hypothesis' falsifying example when it did not.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
 import cuda_models as cm
 
 EXAMPLES = int(os.environ.get("SYMGRAD_FUZZ_CUDA_EXAMPLES", "50"))
+# test_fuzz.py's singular expressions in shared branches (`make fuzz`: 5,000 too).
+BRANCHY_EXAMPLES = int(os.environ.get("SYMGRAD_FUZZ_CUDA_BRANCHY_EXAMPLES",
+                                      os.environ.get("SYMGRAD_FUZZ_CUDA_EXAMPLES", "200")))
 
 
 def test_random_dags_in_cuda_modules_match_sympy():
@@ -31,8 +35,9 @@ def test_random_dags_in_cuda_modules_match_sympy():
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
     summary = done.stdout.strip().splitlines()[-1]
     assert summary.startswith("checked "), summary
-    checked = int(summary.split()[1])
-    assert checked >= EXAMPLES // 2, summary     # most draws are far from kinks
+    plain, branchy = (int(n) for n in re.findall(r"(\d+) of", summary))
+    assert plain >= EXAMPLES // 2, summary       # most draws are far from kinks
+    assert branchy >= BRANCHY_EXAMPLES // 4, summary
 
 
 # ---------------------------------------------------------------- the child
@@ -50,14 +55,10 @@ def _child() -> int:
     from symgrad.kernel import _load
 
     assert numba.config.ENABLE_CUDASIM, "the child must run under NUMBA_ENABLE_CUDASIM=1"
-    checked = []
+    checked = {"plain": 0, "branchy": 0}
 
-    @settings(fz.FUZZ, max_examples=EXAMPLES)
-    @given(recipe=fz.recipes, seed=st.integers(0, 2**32 - 1))
-    def cuda_module_matches_sympy(recipe, seed):
-        loss = fz.build(recipe)
+    def check(kind, loss, params, data):
         note(f"loss = {loss}")
-        params, data = fz.sample_point(seed)
         assume(fz.far_from_kinks(loss, params, data))
         model = symgrad.Model(loss, fz.PARAMS, fz.INPUTS)
         want, well_conditioned = fz.exact_and_well_conditioned(model, params, data)
@@ -68,10 +69,22 @@ def _child() -> int:
                 numba_version=numba.__version__, launch=cm.SIM_LAUNCH)
             got = _load(source).loss_and_grad(params, data)
             oracle.assert_grads_close(got, want, fz.RTOL, fz.RTOL, f"cuda {method}")
-        checked.append(1)
+        checked[kind] += 1
+
+    @settings(fz.FUZZ, max_examples=EXAMPLES)
+    @given(recipe=fz.recipes, seed=st.integers(0, 2**32 - 1))
+    def cuda_module_matches_sympy(recipe, seed):
+        check("plain", fz.build(recipe), *fz.sample_point(seed))
+
+    @settings(fz.FUZZ, max_examples=BRANCHY_EXAMPLES)
+    @given(recipe=fz.branchy_recipes, seed=st.integers(0, 2**32 - 1))
+    def cuda_module_matches_sympy_with_singular_shared_branches(recipe, seed):
+        check("branchy", fz.build_branchy(recipe), *fz.sample_point_with_zeros(seed))
 
     cuda_module_matches_sympy()
-    print(f"checked {len(checked)} of {EXAMPLES} drawn expressions")
+    cuda_module_matches_sympy_with_singular_shared_branches()
+    print(f"checked {checked['plain']} of {EXAMPLES} drawn expressions; "
+          f"{checked['branchy']} of {BRANCHY_EXAMPLES} with singular shared branches")
     return 0
 
 

@@ -13,6 +13,7 @@ import sympy as sp
 
 import symgrad
 from symgrad import losses
+from conftest import torch_or_skip
 
 R, C = 6, 4
 Z = sp.MatrixSymbol("Z", R, C)      # param: logits / predictions / scores
@@ -226,7 +227,7 @@ def test_compiled_cross_entropy_and_bce_are_stable():
 # ---------------------------------------------------------------- vs PyTorch
 
 def _torch_case(name):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     F = torch.nn.functional
     z = torch.tensor(LOGITS, dtype=torch.float64, requires_grad=True)
     if name == "mse sum":
@@ -265,7 +266,7 @@ def test_matches_torch_functional(name):
 
 
 def test_extreme_logits_match_torch():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     F = torch.nn.functional
     labels = np.array([0, 3, 2, 1, 0, 3])
     z = torch.tensor(EXTREME, dtype=torch.float64, requires_grad=True)

@@ -7,6 +7,7 @@ import sympy as sp
 
 import symgrad
 from symgrad import losses, nn
+from conftest import torch_or_skip
 
 n = sp.Symbol("n", integer=True, positive=True)
 X = sp.MatrixSymbol("X", n, 4)
@@ -145,7 +146,7 @@ def test_activation_layers_have_no_params():
 
 @pytest.fixture(scope="module")
 def torch_pair():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     tnn = torch.nn
     torch.manual_seed(0)
     tnet = tnn.Sequential(tnn.Linear(4, 6), tnn.ReLU(), tnn.Linear(6, 5), tnn.Sigmoid(),

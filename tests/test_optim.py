@@ -12,6 +12,7 @@ import sympy as sp
 
 import symgrad
 from symgrad import losses, nn, optim
+from conftest import torch_or_skip
 
 n = sp.Symbol("n", integer=True, positive=True)
 X = sp.MatrixSymbol("X", n, 3)
@@ -134,7 +135,7 @@ def _torch_optimizer(torch, config, params):
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_steps_equal_torch_optim(kernel, name):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     config = CONFIGS[name]
     init = _init()
     layer = torch.nn.Linear(3, 2).double()
