@@ -1,11 +1,13 @@
-"""The four training workloads of benchmarks/peers.py, written for each contender.
+"""The training workloads of benchmarks/peers.py, written for each contender.
 
 A workload spec is a plain dict (JSON-ready): layer widths, activation, loss,
-optimizer, batch and steps. Every contender starts from the same initial
-params (symgrad's `init`, PyTorch's convention) and the same data. Its trainer
-`run(record=False)` runs the whole loop from those params and returns the loss
-of the last step (computed before that step's update, as `history[-1]` of
-`Kernel.train`); `run(record=True)` (untimed) returns the loss before every
+optimizer, batch, steps and dtype ("float64" or "float32": params, data and
+every contender's arithmetic in that precision; integer labels stay integers).
+Every contender starts from the same initial params (symgrad's `init`,
+PyTorch's convention) and the same data. Its trainer `run(record=False)` runs
+the whole loop from those params and returns the loss of the last step
+(computed before that step's update, as `history[-1]` of `Kernel.train`);
+`run(record=True)` (untimed) returns the loss before every
 step, so that contenders can be compared step by step.
 
 Contenders: symgrad (kernel.train), PyTorch eager (loss.backward() and a
@@ -37,13 +39,38 @@ WORKLOADS = {
           {"kind": "mlp", "widths": [784, 256, 256, 10], "act": "tanh", "loss": "ce",
            "flatten": False, "batch": 128, "steps": 200, "optimizer": "sgd", "lr": 0.1},
           {"widths": [32, 16, 16, 10], "batch": 16, "steps": 10}),
+    # (d) at a batch large enough for symgrad's parallel kernels (peers.py runs it
+    # at 1 and 2 threads, float64 only): the same model as (d), so the same kernel.
+    "d4096": ("(d4096) 784-256-256-10 tanh, CE",
+              {"kind": "mlp", "widths": [784, 256, 256, 10], "act": "tanh", "loss": "ce",
+               "flatten": False, "batch": 4096, "steps": 20, "optimizer": "sgd", "lr": 0.1},
+              {"widths": [32, 16, 16, 10], "batch": 4096, "steps": 3}),
 }
+DTYPES = ("float64", "float32")
 RMSPROP_ALPHA, RMSPROP_EPS = 0.99, 1e-8
 
 
-def spec(key: str, quick: bool = False) -> dict:
+def spec(key: str, quick: bool = False, dtype: str = "float64") -> dict:
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     title, full, small = WORKLOADS[key]
-    return {"key": key, "title": title, **full, **(small if quick else {})}
+    return {"key": key, "title": title, **full, **(small if quick else {}), "dtype": dtype}
+
+
+def _dtype(s: dict):
+    return np.dtype(s.get("dtype", "float64"))
+
+
+def _cast(s: dict, values: dict) -> dict:
+    """Floating values (arrays and Python floats) in the spec's dtype; integers as they are."""
+    dtype = _dtype(s)
+    if dtype == np.float64:
+        return values
+    out = {}
+    for k, v in values.items():
+        a = np.asarray(v)
+        out[k] = a.astype(dtype) if a.dtype.kind == "f" else v
+    return out
 
 
 # ------------------------------------------------------------ model, data, params
@@ -101,32 +128,35 @@ def make_data(s: dict) -> dict[str, np.ndarray]:
     if s["kind"] == "cubic" or s["widths"][0] == 3:
         x = np.linspace(-math.pi, math.pi, s["batch"])
         if s["kind"] == "cubic":
-            return {"x": x, "y": np.sin(x)}
-        return {"X": np.stack([x, x**2, x**3], axis=1), "Y": np.sin(x)}
+            return _cast(s, {"x": x, "y": np.sin(x)})
+        return _cast(s, {"X": np.stack([x, x**2, x**3], axis=1), "Y": np.sin(x)})
     rng = np.random.default_rng(1)
     widths = s["widths"]
     X = rng.standard_normal((s["batch"], widths[0]))
     if s["loss"] == "ce":
-        return {"X": X, "Y": rng.integers(0, widths[-1], s["batch"])}
-    return {"X": X, "Y": rng.standard_normal((s["batch"], widths[-1]))}
+        return _cast(s, {"X": X, "Y": rng.integers(0, widths[-1], s["batch"])})
+    return _cast(s, {"X": X, "Y": rng.standard_normal((s["batch"], widths[-1]))})
 
 
 def make_init(s: dict, net=None) -> dict:
-    """Initial params (seed 0): the cubic's four normals; a net's PyTorch-style init."""
+    """Initial params (seed 0): the cubic's four normals; a net's PyTorch-style init
+    (drawn in float64, then rounded to the spec's dtype)."""
     if s["kind"] == "cubic":
         return dict(zip("abcd", np.random.default_rng(0).standard_normal(4).tolist()))
-    return net.init(0)
+    return _cast(s, net.init(0))
 
 
 def layer_params(s: dict, params: dict) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(weight (out, in), bias (out,)), ...] from a state_dict-named params dict."""
-    return [(np.array(params[f"{i}.weight"], dtype=np.float64),
-             np.array(params[f"{i}.bias"], dtype=np.float64).reshape(-1))
+    dtype = _dtype(s)
+    return [(np.array(params[f"{i}.weight"], dtype=dtype),
+             np.array(params[f"{i}.bias"], dtype=dtype).reshape(-1))
             for i in linear_indices(s)]
 
 
 def arrays_to_hold(s: dict) -> dict[str, int]:
-    """Bytes training must hold at its peak (float64): the caller's params and data,
+    """Bytes training must hold at its peak (in the spec's dtype; integer labels
+    counted as floats): the caller's params and data,
     one more params copy (train returns new arrays), the gradient, the optimizer
     state, and the forward activations (pre- and post-activation of each hidden
     layer, and the output)."""
@@ -137,7 +167,7 @@ def arrays_to_hold(s: dict) -> dict[str, int]:
     data = batch * (widths[0] + widths[-1])
     parts = {"params_in": n_params, "params_out": n_params, "gradient": n_params,
              "optimizer_state": state, "data": data, "activations": acts}
-    return {k: 8 * v for k, v in parts.items()}
+    return {k: _dtype(s).itemsize * v for k, v in parts.items()}
 
 
 # ------------------------------------------------------------ symgrad
@@ -198,9 +228,10 @@ def _numpy_cubic(s, init, data):
 
 
 def _numpy_mlp(s, init, data):
-    X = np.ascontiguousarray(data["X"], dtype=np.float64)
+    dtype = _dtype(s)
+    X = np.ascontiguousarray(data["X"], dtype=dtype)
     labels = data["Y"] if s["loss"] == "ce" else None
-    Y = None if labels is not None else np.asarray(data["Y"], dtype=np.float64).reshape(
+    Y = None if labels is not None else np.asarray(data["Y"], dtype=dtype).reshape(
         X.shape[0], -1)
     rows = np.arange(X.shape[0])
     act = s["act"]
@@ -269,11 +300,12 @@ def _numpy_mlp(s, init, data):
 def torch_trainer(s: dict, init: dict, data: dict):
     import torch
 
-    torch.set_default_dtype(torch.float64)
+    dtype = {"float64": torch.float64, "float32": torch.float32}[s.get("dtype", "float64")]
+    torch.set_default_dtype(dtype)
     steps, lr = s["steps"], s["lr"]
     if s["kind"] == "cubic":
-        x, y = torch.tensor(data["x"]), torch.tensor(data["y"])
-        params = [torch.tensor(init[k], requires_grad=True) for k in "abcd"]
+        x, y = torch.tensor(data["x"], dtype=dtype), torch.tensor(data["y"], dtype=dtype)
+        params = [torch.tensor(init[k], dtype=dtype, requires_grad=True) for k in "abcd"]
 
         def run(record=False):
             with torch.no_grad():
@@ -297,17 +329,17 @@ def torch_trainer(s: dict, init: dict, data: dict):
     for i in range(len(widths) - 1):
         if i:
             layers.append(torch.nn.ReLU() if s["act"] == "relu" else torch.nn.Tanh())
-        layers.append(torch.nn.Linear(widths[i], widths[i + 1]))
+        layers.append(torch.nn.Linear(widths[i], widths[i + 1], dtype=dtype))
     if s["flatten"]:
         layers.append(torch.nn.Flatten(0, 1))
     net = torch.nn.Sequential(*layers)
-    start = {k: torch.tensor(np.asarray(v).reshape(net.state_dict()[k].shape))
+    start = {k: torch.tensor(np.asarray(v).reshape(net.state_dict()[k].shape), dtype=dtype)
              for k, v in init.items()}
-    X = torch.tensor(data["X"])
+    X = torch.tensor(data["X"], dtype=dtype)
     if s["loss"] == "ce":
         Y, loss_fn = torch.tensor(data["Y"], dtype=torch.int64), torch.nn.CrossEntropyLoss()
     else:
-        Y, loss_fn = torch.tensor(data["Y"]), torch.nn.MSELoss(reduction="sum")
+        Y, loss_fn = torch.tensor(data["Y"], dtype=dtype), torch.nn.MSELoss(reduction="sum")
 
     def run(record=False):
         net.load_state_dict(start)
@@ -333,11 +365,12 @@ def jax_trainer(s: dict, init: dict, data: dict):
     import jax
     import jax.numpy as jnp
 
-    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_enable_x64", True)      # float32 runs name their dtype
+    dtype = {"float64": jnp.float64, "float32": jnp.float32}[s.get("dtype", "float64")]
     steps, lr = s["steps"], s["lr"]
     if s["kind"] == "cubic":
-        params0 = jnp.asarray([init[k] for k in "abcd"])
-        batch = (jnp.asarray(data["x"]), jnp.asarray(data["y"]))
+        params0 = jnp.asarray([init[k] for k in "abcd"], dtype=dtype)
+        batch = (jnp.asarray(data["x"], dtype=dtype), jnp.asarray(data["y"], dtype=dtype))
 
         def loss_fn(p, batch):
             x, y = batch
@@ -346,8 +379,8 @@ def jax_trainer(s: dict, init: dict, data: dict):
         params0 = [(jnp.asarray(W), jnp.asarray(b)) for W, b in layer_params(s, init)]
         labels = s["loss"] == "ce"
         target = (jnp.asarray(data["Y"]) if labels
-                  else jnp.asarray(data["Y"], dtype=jnp.float64).reshape(s["batch"], -1))
-        batch = (jnp.asarray(data["X"]), target)
+                  else jnp.asarray(data["Y"], dtype=dtype).reshape(s["batch"], -1))
+        batch = (jnp.asarray(data["X"], dtype=dtype), target)
         act = jax.nn.relu if s["act"] == "relu" else jnp.tanh
 
         def loss_fn(layers, batch):
@@ -383,7 +416,7 @@ def jax_trainer(s: dict, init: dict, data: dict):
         def body(_, carry):
             return step(carry[0], carry[1], batch)
         sq0 = jax.tree_util.tree_map(jnp.zeros_like, p)
-        return jax.lax.fori_loop(0, steps, body, (p, sq0, jnp.zeros((), jnp.float64)))[2]
+        return jax.lax.fori_loop(0, steps, body, (p, sq0, jnp.zeros((), dtype)))[2]
 
     @jax.jit
     def train_history(p, batch):
