@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export SYMGRAD_CACHE_DIR ?= $(CURDIR)/build/kernel-cache
 
-.PHONY: venv demo test test-all fuzz clean
+.PHONY: venv demo test test-all test-libm fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The fast set with libm's exp/log/tanh in the CPU loops instead of codegen/vector_math.py.
+test-libm: $(STAMP)
+	SYMGRAD_MATH=libm $(BIN)/python -m pytest -q -m "not slow"
 
 fuzz: $(STAMP)
 	SYMGRAD_FUZZ_EXAMPLES=5000 SYMGRAD_FUZZ_CUDA_EXAMPLES=5000 $(BIN)/python -m pytest -q \

@@ -13,50 +13,88 @@ Statements that read no input were hoisted by the schedule and run once.
 
 from __future__ import annotations
 
-from codegen.printer import ExprPrinter, ScalarMathPrinter, operand
+from codegen.printer import VECTOR_CALLS, ExprPrinter, operand, scalar_math_printer
 from codegen.source import Source
 from symgrad.program import Assign, Program
 
 # error_model="numpy": IEEE results (1/0 = inf) instead of ZeroDivisionError.
 JIT = '@numba.njit(cache=True, error_model="numpy", fastmath=FASTMATH{})'
 CHUNK = 4096
+BLOCK = 256     # samples per block of stored outputs (codegen/scalar_math.add_block_sums)
 
 
 Term = tuple[int, str]   # (program output index, "sum" | "mean" | "once")
 
 
-def chunk_function(src: Source, name: str, program: Program, batched: list[int]) -> None:
+def chunk_function(src: Source, name: str, program: Program, batched: list[int],
+                   math: str = "vector") -> None:
     """Emit `name(params, d0, ..., lo, hi, row)`: samples lo..hi-1 in one fused pass,
     row[j] = the sum of output batched[j] over them. All the per-sample code lives here,
     once; the serial and the parallel core only call it per chunk. It calls the names
-    of codegen/scalar_math.py (pasted into the module), as it never runs as a `.py_func`."""
-    printer = ScalarMathPrinter()
+    of codegen/scalar_math.py (pasted into the module), as it never runs as a `.py_func`.
+
+    Sums in a fixed order that vectorizes (strict IEEE arithmetic, no reassociation): the
+    sample loop runs over blocks of BLOCK samples and stores each sample's outputs in a
+    row of `buf` (no loop-carried sum, so LLVM vectorizes a branch-free body), then
+    `add_block_sums` adds each row by a fixed tree of vector adds into `sums`, block after
+    block. The order depends only on the sample index, so the result is bitwise the same
+    for any thread count and any machine with the same vector arithmetic.
+    """
+    printer = scalar_math_printer(chunk_math(program, math))
     data_args = [f"d{j}" for j in range(len(program.inputs))]
+    width = len(batched)
     src.line(JIT.format(""))
     with src.block(f"def {name}({', '.join(['params', *data_args, 'lo', 'hi', 'row'])}):"):
         src.line('"""Sums over samples lo..hi-1 of the batched outputs."""')
         _load_params(src, program)
         reads = [program.outputs[k] for k in batched] + _reads(program.body)
         src.lines(printer.statement(s) for s in _needed(program.prologue, reads))
-        for j in range(len(batched)):
-            src.line(f"s{j} = 0.0")
-        with src.block("for i in range(lo, hi):"):
-            sample_body(src, printer, program, data_args, batched)
-        for j in range(len(batched)):
-            src.line(f"row[{j}] = s{j}")
+        src.line(f"buf = np.empty(({width}, BLOCK))")
+        src.line(f"sums = np.zeros({width})")
+        with src.block("for start in range(lo, hi, BLOCK):"):
+            src.line("m = min(hi - start, BLOCK)")
+            # Slices, indexed by the loop's own counter: Numba then knows the index is not
+            # negative and drops its wraparound select, which would turn vector loads
+            # into gathers.
+            for j, d in enumerate(data_args):
+                src.line(f"col{j} = {d}[start:start + m]")
+            with src.block("for k in range(m):"):
+                sample_body(src, printer, program, [f"col{j}" for j in range(len(data_args))],
+                            batched, "buf[{j}, k] = {value}", index="k")
+            src.line("add_block_sums(buf, m, sums)")
+        with src.block(f"for j in range({width}):"):
+            src.line("row[j] = sums[j]")
     src.line()
     src.line()
 
 
 def sample_body(src: Source, printer: ExprPrinter, program: Program, data_args: list[str],
-                batched: list[int]) -> None:
-    """One sample i: load x0, x1, ... from the data arrays, run the body, and add each
-    output batched[j] to the running sum s<j>."""
+                batched: list[int], sink: str = "s{j} += {value}", index: str = "i") -> None:
+    """One sample: load x0, x1, ... from the data arrays at `index`, run the body, and
+    hand each output batched[j] to `sink` (by default: add it to the running sum s<j>)."""
     for j, d in enumerate(data_args):
-        src.line(f"x{j} = {d}[i]")
+        src.line(f"x{j} = {d}[{index}]")
     src.lines(printer.statement(s) for s in program.body)
     for j, k in enumerate(batched):
-        src.line(f"s{j} += {operand(program.outputs[k])}")
+        src.line(sink.format(j=j, value=operand(program.outputs[k])))
+
+
+# Numba inlines each vector_math call into its caller's IR, which costs about 0.3-0.6 s
+# of compile time per call site; past this many call sites a body is too long for the
+# loop vectorizer to gain much, and the chunk function calls libm instead.
+VECTOR_CALL_LIMIT = 8
+
+
+def vector_calls(program: Program) -> int:
+    """How many calls to codegen/vector_math.py `program`'s chunk function would make."""
+    return sum(isinstance(s, Assign) and s.node.op in VECTOR_CALLS
+               for s in (*program.prologue, *program.body))
+
+
+def chunk_math(program: Program, math: str) -> str:
+    """The math mode of `program`'s chunk function under compile(math=...)."""
+    return "vector" if math == "vector" and vector_calls(program) <= VECTOR_CALL_LIMIT \
+        else "libm"
 
 
 def batched_outputs(results: list[list[Term]]) -> list[int]:

@@ -53,7 +53,17 @@ def operand(value: Operand) -> str:
 _Rule = Callable[..., str]
 
 
+# math="vector": ops printed as one call to codegen/vector_math.py (pasted into the
+# module), branch-free arithmetic that LLVM vectorizes in a loop, in place of libm calls
+# and of the stable forms below.
+VECTOR_CALLS: dict[Op, str] = {
+    Op.EXP: "vexp", Op.EXPM1: "vexpm1", Op.LOG: "vlog", Op.LOG1P: "vlog1p",
+    Op.TANH: "vtanh", Op.SIGMOID: "vsigmoid", Op.SOFTPLUS: "vsoftplus"}
+
+
 class ExprPrinter:
+    # Ops printed as a call of one named function before any other rule (VECTOR_CALLS).
+    CALLS: ClassVar[dict[Op, str]] = {}
     FUNCS: ClassVar[dict[Op, str]] = {
         Op.EXP: "np.exp", Op.EXPM1: "np.expm1", Op.LOG: "np.log", Op.LOG1P: "np.log1p",
         Op.SQRT: "np.sqrt", Op.SIN: "np.sin", Op.COS: "np.cos", Op.TAN: "np.tan",
@@ -71,6 +81,8 @@ class ExprPrinter:
         return f"{a} if {cond} else {f'({b})' if ' if ' in b else b}"
 
     def expr(self, op: Op, args: tuple[Operand, ...], attr=None) -> str:
+        if (call := self.CALLS.get(op)) is not None:
+            return f"{call}({operand(args[0])})"
         if op in _STABLE:
             return _STABLE[op](operand(args[0]), self.FUNCS)
         if op is Op.WHERE:
@@ -181,3 +193,23 @@ class ScalarMathPrinter(ExprPrinter):
 
     def choose(self, cond: str, a: str, b: str) -> str:
         return f"select({cond}, {a}, {b})"
+
+
+class VectorExprPrinter(ExprPrinter):
+    """ExprPrinter with codegen/vector_math.py's functions (math="vector")."""
+
+    CALLS = VECTOR_CALLS
+
+
+class VectorScalarMathPrinter(ScalarMathPrinter):
+    """ScalarMathPrinter with codegen/vector_math.py's functions (math="vector")."""
+
+    CALLS = VECTOR_CALLS
+
+
+def expr_printer(math: str) -> ExprPrinter:
+    return VectorExprPrinter() if math == "vector" else ExprPrinter()
+
+
+def scalar_math_printer(math: str) -> ScalarMathPrinter:
+    return VectorScalarMathPrinter() if math == "vector" else ScalarMathPrinter()

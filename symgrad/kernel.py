@@ -28,6 +28,10 @@ from symgrad.model import Model
 
 # "cuda": codegen/cuda_module.py, kernels for Numba's CUDA target (see README, "CUDA").
 TARGETS = ("cpu", "cuda")
+MATH_MODES = ("vector", "libm")     # compile(math=...): codegen/vector_math.py or libm
+# The default of compile(math=...): "vector", or $SYMGRAD_MATH (`make test-libm` runs the
+# suite with "libm").
+DEFAULT_MATH = os.environ.get("SYMGRAD_MATH", "vector")
 
 
 def cache_dir() -> Path:
@@ -125,7 +129,7 @@ def _sample_arguments(module):
 
 
 def compile(model: Model, method: str = "reverse", target: str = "cpu",
-            dtype: str = "float64", fastmath: bool = False) -> Kernel:
+            dtype: str = "float64", fastmath: bool = False, math: str | None = None) -> Kernel:
     """Differentiate `model` by `method` ("reverse" or "symbolic") and build its kernels
     for `target` "cpu" or "cuda" (codegen/cuda_module.py: the same entry points on a GPU).
 
@@ -133,7 +137,11 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu",
     kernels in single precision, so the products run as SGEMM; scalar arithmetic
     inside the fused loops and all sums stay in float64. `fastmath=True` lets LLVM
     reassociate sums and contract to FMA (vectorised reductions; results change in the
-    last bits, repeatably); NaN and inf are still handled exactly.
+    last bits, repeatably); NaN and inf are still handled exactly. `math` "vector" (the
+    default) computes exp, log, tanh, sigmoid, ... in the CPU loops with
+    codegen/vector_math.py (branch-free, vectorized by LLVM, within 1-4 ulp: see
+    docs/conventions.md), "libm" with the C library's functions (one call per element);
+    the CUDA target always uses the device's libm.
     """
     if not isinstance(model, Model):
         raise OptionError(f"compile() needs a symgrad.Model, got {type(model).__name__}")
@@ -148,6 +156,9 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu",
     if dtype != "float64" and not model.is_matrix:
         raise OptionError("dtype='float32' is for matrix models; scalar models compute in "
                           "float64 (their per-sample loops gain nothing from float32)")
+    math = DEFAULT_MATH if math is None else math
+    if math not in MATH_MODES:
+        raise OptionError(f"math must be one of {MATH_MODES}, got {math!r}")
     if target == "cuda" and fastmath:
         raise OptionError("fastmath=True is for target='cpu'; CUDA kernels compile with "
                           "NVVM's defaults (which already contract to FMA)")
@@ -159,7 +170,8 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu",
             raise OptionError("method='symbolic' for a matrix model compiles its scalar "
                               "expansion: float64 on the CPU only")
         expansion = expand_to_scalars(model)
-        return ExpandedKernel(expansion, compile(expansion.scalar_model, method="symbolic"))
+        return ExpandedKernel(expansion, compile(expansion.scalar_model, method="symbolic",
+                                                 math=math))
     derivation = derive(model, method)
     start = time.perf_counter()
     if target == "cuda":
@@ -179,7 +191,7 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu",
     else:
         source = generate(derivation, version=symgrad.__version__,
                           numba_version=numba.__version__, model_name=model.name,
-                          target=target, fastmath=fastmath)
+                          target=target, fastmath=fastmath, math=math)
     timings = {"derive": derivation.seconds, "emit": time.perf_counter() - start}
     return Kernel(source, derivation, timings)
 

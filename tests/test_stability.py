@@ -463,7 +463,7 @@ def test_generated_code_uses_stable_forms():
     expr = (softplus(Z) + sigmoid(W) + sp.tanh(V)
             + (sp.exp(A) - sp.exp(-A)) / (sp.exp(A) + sp.exp(-A)))
     for data in (1, Y):           # without inputs everything runs once, in the cores
-        source = symgrad.compile(_model(expr * data)).source
+        source = symgrad.compile(_model(expr * data), math="libm").source
         chunks = chunk_functions(source)
         assert bool(chunks) == (data is Y)
         np_ = "" if chunks else r"np\."
@@ -475,4 +475,15 @@ def test_generated_code_uses_stable_forms():
         assert len(re.findall(rf"\b{np_}tanh\(", code)) >= 2 * 2   # v, a; loss and gradient
         assert not re.search(r"\blog\(", code)
         assert " if " not in chunks
+
+
+def test_vector_math_code_calls_the_stable_functions():
+    """With math="vector" the chunk functions call vector_math's stable sigmoid and
+    softplus (the same forms, vectorizable) and its tanh; code run once keeps NumPy's."""
+    expr = softplus(Z) + sigmoid(W) + sp.tanh(V) + sp.log(3 + A**2)
+    source = symgrad.compile(_model(expr * Y), math="vector").source
+    chunks = chunk_functions(source)
+    for name in ("vsoftplus", "vsigmoid", "vtanh", "vlog"):
+        assert re.search(rf"\b{name}\(\w+\)", chunks), name
+    assert not re.search(r"(?<![v.])\b(exp|log|log1p|tanh)\(", chunks)
 
