@@ -79,10 +79,11 @@ def sample_body(src: Source, printer: ExprPrinter, program: Program, data_args: 
         src.line(sink.format(j=j, value=operand(program.outputs[k])))
 
 
-# Numba inlines each vector_math call into its caller's IR, which costs about 0.3-0.6 s
-# of compile time per call site; past this many call sites a body is too long for the
-# loop vectorizer to gain much, and the chunk function calls libm instead.
-VECTOR_CALL_LIMIT = 8
+# Each vector_math call site costs about 0.03 s of compile (the functions compile once
+# per process and LLVM inlines them: benchmarks/vector_math_compile.py), some 25 plain
+# statements' worth; past this many call sites a chunk function calls libm instead, so
+# that a very long body's compile stays bounded.
+VECTOR_CALL_LIMIT = 64
 
 
 def vector_calls(program: Program) -> int:

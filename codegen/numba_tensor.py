@@ -6,15 +6,23 @@ precision); scalar arithmetic and accumulators stay in float64. Params arrive
 as one flat vector `theta` (sliced into views, no copies), data as 2-D arrays;
 the core writes the loss to out[0] and the flat gradient to out[1:], the
 layout the optimizers and the training loops share with scalar models.
+
+A gradient is computed where it belongs: a product (`np.dot(a, b, out=...)`, the
+same GEMM call as without `out`), a stored loop array or a column sum whose
+result is a param's gradient writes straight into that param's view of `out`,
+so nothing is copied into `out` afterwards. In float32 a product or a stored
+array is single precision while `out` is float64, so those are written as
+before and widened into `out` by one slice assignment.
 """
 
 from __future__ import annotations
 
 from math import prod
 
-from codegen.printer import ExprPrinter, operand
+from codegen.printer import VECTOR_CALLS, ExprPrinter, expr_printer, operand
 from codegen.source import Source
 from symgrad.ir import Node, Op, Shape
+from symgrad.program import Assign
 from symgrad.tensor_program import Loop, MatMul, RowLogSumExp, TensorProgram, View
 
 JIT = '@numba.njit(cache=True, error_model="numpy", fastmath=FASTMATH)'
@@ -54,15 +62,17 @@ class _Names:
 
 def core_function(src: Source, name: str, tp: TensorProgram, doc: str,
                   param_shapes: list[Shape], size_source: tuple[int, int] | None,
-                  result: str) -> None:
+                  result: str, dtype: str = "float64", math: str = "vector") -> None:
     """Emit `name(theta, D0, ..., out)`.
 
     result "loss_and_grad": out[0] = outputs[0], out[1:] = the flat outputs[1:]
     (each of its param's shape); "loss": out[0] = outputs[0]; "predict": returns a
-    copy of outputs[0].
+    copy of outputs[0]. `dtype` is the module's DTYPE (arrays between kernels); `math`
+    "vector" calls codegen/vector_math.py for exp, log, tanh, ... in the loops.
     """
     names = _Names(tp)
-    printer = ExprPrinter()
+    dest = (_destinations(tp, param_shapes, dtype) if result == "loss_and_grad" else {})
+    printer = expr_printer(math)
     data_args = [f"D{j}" for j in range(len(tp.inputs))]
     args = ["theta", *data_args] + ([] if result == "predict" else ["out"])
     src.line(JIT)
@@ -80,29 +90,77 @@ def core_function(src: Source, name: str, tp: TensorProgram, doc: str,
                      f"P{i} = theta[{offset}]")
             offset += size
         for kernel in tp.kernels:
-            if isinstance(kernel, MatMul):
+            if isinstance(kernel, MatMul) and kernel.out in dest:
+                src.line(f"{names.ref(kernel.out)} = {dest[kernel.out]}")
+                src.line(f"np.dot({names.ref(kernel.a)}, {names.ref(kernel.b)}, "
+                         f"{names.ref(kernel.out)})")
+            elif isinstance(kernel, MatMul):
                 src.line(f"{names.ref(kernel.out)} = np.dot({names.ref(kernel.a)}, "
                          f"{names.ref(kernel.b)})")
             elif isinstance(kernel, View):
                 src.line(f"{names.ref(kernel.out)} = {names.ref(kernel.out.args[0])}.T")
             elif isinstance(kernel, RowLogSumExp):
-                _row_logsumexp(src, names, kernel.out)
+                _row_logsumexp(src, names, kernel.out, printer)
             else:
-                _loop(src, printer, names, kernel)
+                _loop(src, printer, names, kernel, dest)
         if result == "predict":
-            src.line(f"return {_as_array(names, tp.outputs[0])}.copy()")
+            src.line(f"return {_prediction(tp, names)}")
         else:
             src.line(f"out[0] = {names.ref(tp.outputs[0])}")
             if result == "loss_and_grad":
-                _write_flat(src, names, tp.outputs[1:], param_shapes)
+                _write_flat(src, names, tp.outputs[1:], param_shapes, dest)
     src.line()
 
 
-def _as_array(names: _Names, n: Node) -> str:
-    return names.ref(n) if n.shape else f"np.full((1, 1), {names.ref(n)}, DTYPE)"
+def vector_calls(tp: TensorProgram) -> int:
+    """How many calls to codegen/vector_math.py the core of `tp` makes under math="vector"."""
+    loops = [k for k in tp.kernels if isinstance(k, Loop)]
+    return (sum(isinstance(s, Assign) and s.node.op in VECTOR_CALLS
+                for k in loops for s in (*k.body.prologue, *k.body.body))
+            + 2 * sum(isinstance(k, RowLogSumExp) for k in tp.kernels))
 
 
-def _write_flat(src: Source, names: _Names, grads, param_shapes) -> None:
+def _prediction(tp: TensorProgram, names: _Names) -> str:
+    """The predict core's result: an array the core allocated itself (a product or a
+    stored loop array) is returned as it is; a view of params or data is copied."""
+    n = tp.outputs[0]
+    if not n.shape:
+        return f"np.full((1, 1), {names.ref(n)}, DTYPE)"
+    fresh = any(isinstance(k, MatMul) and k.out is n or
+                isinstance(k, Loop) and any(m is n for m, _ in k.stores) for k in tp.kernels)
+    return names.ref(n) if fresh else f"{names.ref(n)}.copy()"
+
+
+def _flat_view(offset: int, shape: Shape) -> str:
+    """A param's gradient as a view of `out` (offset counts out[0], the loss)."""
+    return f"out[{offset}:{offset + prod(shape)}].reshape({shape_text(shape)})"
+
+
+def _destinations(tp: TensorProgram, param_shapes, dtype: str) -> dict[Node, str]:
+    """The gradients computed straight into their param's view of `out`: a product or a
+    stored loop array in DTYPE when that is float64 (out's dtype), and a loop's
+    accumulated sum (always float64). A node that is the gradient of two params goes to
+    the first; `_write_flat` copies it to the other."""
+    writable: set[Node] = set()
+    for kernel in tp.kernels:
+        if isinstance(kernel, MatMul) and dtype == "float64":
+            writable.add(kernel.out)
+        elif isinstance(kernel, Loop):
+            writable.update(r for r, _ in kernel.accumulates if r.shape)
+            if dtype == "float64":
+                writable.update(m for m, _ in kernel.stores if m.shape)
+    dest: dict[Node, str] = {}
+    offset = 1
+    for g, shape in zip(tp.outputs[1:], param_shapes):
+        if shape and g in writable and g not in dest and tuple(g.shape) == tuple(shape):
+            dest[g] = _flat_view(offset, shape)
+        offset += prod(shape)
+    return dest
+
+
+def _write_flat(src: Source, names: _Names, grads, param_shapes, dest) -> None:
+    """Copy into `out` the gradients not computed there (`dest`): scalars, constants,
+    leaves, transposed views, float32 arrays (widened), and repeats."""
     offset = 1
     for g, shape in zip(grads, param_shapes):
         size = prod(shape)
@@ -110,10 +168,8 @@ def _write_flat(src: Source, names: _Names, grads, param_shapes) -> None:
             src.line(f"out[{offset}] = {names.ref(g)}")
         elif g.op is Op.CONST or not g.shape:
             src.line(f"out[{offset}:{offset + size}] = {names.ref(g)}")
-        else:
-            with src.block(f"for i in range({shape[0]}):"):
-                with src.block(f"for j in range({shape[1]}):"):
-                    src.line(f"out[{offset} + i * {shape[1]} + j] = {names.ref(g)}[i, j]")
+        elif dest.get(g) != _flat_view(offset, shape):
+            src.line(f"{_flat_view(offset, shape)}[:, :] = {names.ref(g)}")
         offset += size
 
 
@@ -135,15 +191,23 @@ def _accumulator(r: Node, loop_shape: Shape) -> str:
     return "row" if r.attr == 1 else "array"
 
 
-def _loop(src: Source, printer: ExprPrinter, names: _Names, loop: Loop) -> None:
+def _loop(src: Source, printer: ExprPrinter, names: _Names, loop: Loop,
+          dest: dict[Node, str]) -> None:
+    """Emit a fused loop; its stored arrays and sums named in `dest` are views of `out`."""
     body = loop.body
     outputs = body.outputs
     kinds = {r: _accumulator(r, loop.shape) for r, _ in loop.accumulates}
     for m, _ in loop.stores:
-        if m.shape:
+        if m in dest:
+            src.line(f"{names.ref(m)} = {dest[m]}")
+        elif m.shape:
             src.line(f"{names.ref(m)} = np.empty({shape_text(m.shape)}, DTYPE)")
     for r, _ in loop.accumulates:
-        if kinds[r] == "array":
+        if r in dest:
+            src.line(f"{names.ref(r)} = {dest[r]}")
+            if kinds[r] == "array":
+                src.line(f"{names.ref(r)}[:, :] = 0.0")
+        elif kinds[r] == "array":
             src.line(f"{names.ref(r)} = np.zeros({shape_text(r.shape)})")
         elif r.shape:
             src.line(f"{names.ref(r)} = np.empty({shape_text(r.shape)})")
@@ -185,9 +249,10 @@ def _loop_body(src, printer, names, loop: Loop, outputs, kinds) -> None:
         src.line(f"{target} += {operand(outputs[k])}")
 
 
-def _row_logsumexp(src: Source, names: _Names, out: Node) -> None:
+def _row_logsumexp(src: Source, names: _Names, out: Node, printer: ExprPrinter) -> None:
     """Stable log-sum-exp along one axis (or all): shift by the max, which is
     replaced by 0 when it is infinite, as in ir.SEMANTICS."""
+    exp, log = (printer.CALLS.get(op, printer.FUNCS[op]) for op in (Op.EXP, Op.LOG))
     x = out.args[0]
     axis = out.attr
     xs = names.ref(x)
@@ -208,8 +273,8 @@ def _row_logsumexp(src: Source, names: _Names, out: Node) -> None:
         src.line("acc_ = 0.0")
         with src.block(f"for i in range({dim(rows)}):"):
             with src.block(f"for j in range({dim(cols)}):"):
-                src.line(f"acc_ += np.exp({xs}[i, j] - m_)")
-        src.line(f"{res} = m_ + np.log(acc_)")
+                src.line(f"acc_ += {exp}({xs}[i, j] - m_)")
+        src.line(f"{res} = m_ + {log}(acc_)")
         return
     index = "[r, c]"
     src.line(f"{res} = np.empty({shape_text(out.shape)}, DTYPE)")
@@ -220,6 +285,6 @@ def _row_logsumexp(src: Source, names: _Names, out: Node) -> None:
         src.line("m_ = m_ if np.isfinite(m_) else 0.0")
         src.line("acc_ = 0.0")
         with src.block(f"for {at[1]} in range({inner}):"):
-            src.line(f"acc_ += np.exp({xs}{index} - m_)")
+            src.line(f"acc_ += {exp}({xs}{index} - m_)")
         target = f"{res}[r, 0]" if axis == 1 else f"{res}[0, c]"
-        src.line(f"{target} = m_ + np.log(acc_)")
+        src.line(f"{target} = m_ + {log}(acc_)")

@@ -23,9 +23,13 @@ import numba
 if numba.config.DISABLE_JIT:
     from numpy import cos, exp, expm1, log, log1p, sin, sqrt, tan, tanh
 
+    import numpy as np
+
     def select(cond, a, b):
-        """a if cond else b, for two values already computed."""
-        return a if cond else b
+        """a if cond else b, for two values already computed; a number as a NumPy float,
+        so that arithmetic on it stays IEEE (1.0 / 0.0 between Python floats raises)."""
+        value = a if cond else b
+        return value if isinstance(value, (bool, np.bool_)) else np.float64(value)
 else:
     from math import cos, exp, expm1, log, log1p, sin, sqrt, tan, tanh
 

@@ -187,7 +187,7 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu",
             derivation, version=symgrad.__version__, numba_version=numba.__version__,
             param_nodes=model.param_nodes, input_nodes=model.input_nodes,
             prediction=model.predict_node, model_name=model.name, dtype=dtype,
-            fastmath=fastmath)
+            fastmath=fastmath, math=math)
     else:
         source = generate(derivation, version=symgrad.__version__,
                           numba_version=numba.__version__, model_name=model.name,

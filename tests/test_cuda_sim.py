@@ -334,10 +334,14 @@ def check_shared_branches(ctx):
     loss, params, inputs, values, data = sb.SCALAR_CASES["per_sample_data"]
     want = sb._exact(loss, params, inputs, values, data)
     model = ctx.symgrad.Model(loss, params, inputs, name="shared")
-    _close(ctx.cuda("shared", model).loss_and_grad(values, data), want)
-    loss, grads = ctx.cuda("shared-matrix", sb.matrix_model()).loss_and_grad(
-        {"W": sb.MATRIX_W}, {"X": sb.MATRIX_X})
-    _close((loss, grads["W"]), sb.matrix_expected(sb.MATRIX_W, sb.MATRIX_X))
+    cuda = ctx.cuda("shared", model)
+    _close(cuda.loss_and_grad(values, data), want)
+    _close(cuda.loss(values, data), want[0])
+    cuda = ctx.cuda("shared-matrix", sb.matrix_model())
+    want = sb.matrix_expected(sb.MATRIX_W, sb.MATRIX_X)
+    loss, grads = cuda.loss_and_grad({"W": sb.MATRIX_W}, {"X": sb.MATRIX_X})
+    _close((loss, grads["W"]), want)
+    _close(cuda.loss({"W": sb.MATRIX_W}, {"X": sb.MATRIX_X}), want[0])
 
 
 def _run_checks() -> dict[str, list]:

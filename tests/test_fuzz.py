@@ -284,30 +284,43 @@ def sample_point_with_zeros(seed: int) -> tuple[dict[str, float], dict[str, np.n
     return params, data
 
 
-def check_branchy_against_sympy(loss, params, data):
-    """Both methods, interpreter and generated module. Not under strict floating
-    point: a shared expression is computed wherever one of its branches may be
-    taken and discarded elsewhere (log(0) may run); only the results must be exact."""
+def check_branchy_against_sympy(loss, params, data, *, generated: bool):
+    """Both methods, through the interpreter or the generated module (compiled). Not
+    under strict floating point: a shared expression is computed wherever one of its
+    branches may be taken and discarded elsewhere (log(0) may run); only the results
+    must be exact."""
     model = symgrad.Model(loss, PARAMS, INPUTS)
     want, well_conditioned = exact_and_well_conditioned(model, params, data)
     assume(well_conditioned)
     for method in ("reverse", "symbolic"):
-        derivation = derive(model, method)
-        kernel = symgrad.compile(model, method)
-        got = interpret_loss_and_grad(derivation, params, data)
-        oracle.assert_grads_close(got, want, RTOL, RTOL, f"interpret {method}")
-        oracle.assert_grads_close(generated_loss_and_grad(kernel, params, data), want,
-                                  RTOL, RTOL, f"generated {method}")
+        if generated:
+            got = generated_loss_and_grad(symgrad.compile(model, method), params, data)
+        else:
+            got = interpret_loss_and_grad(derive(model, method), params, data)
+        oracle.assert_grads_close(got, want, RTOL, RTOL,
+                                  f"{'generated' if generated else 'interpret'} {method}")
 
 
-@settings(FUZZ, max_examples=EXAMPLES)
-@given(recipe=branchy_recipes, seed=st.integers(0, 2**32 - 1))
-def test_singular_shared_branches_match_sympy(recipe, seed):
+def _branchy_case(recipe, seed):
     loss = build_branchy(recipe)
     note(f"loss = {loss}")
     params, data = sample_point_with_zeros(seed)
     assume(far_from_kinks(loss, params, data))
-    check_branchy_against_sympy(loss, params, data)
+    return loss, params, data
+
+
+# The derivation (where the shared-branch gate lives) through the interpreter, and the
+# generated CPU module compiled (the CUDA module: test_fuzz_cuda.py).
+@settings(FUZZ, max_examples=EXAMPLES)
+@given(recipe=branchy_recipes, seed=st.integers(0, 2**32 - 1))
+def test_singular_shared_branches_match_sympy(recipe, seed):
+    check_branchy_against_sympy(*_branchy_case(recipe, seed), generated=False)
+
+
+@settings(FUZZ, max_examples=EXAMPLES)
+@given(recipe=branchy_recipes, seed=st.integers(0, 2**32 - 1))
+def test_singular_shared_branches_in_cpu_modules_match_sympy(recipe, seed):
+    check_branchy_against_sympy(*_branchy_case(recipe, seed), generated=True)
 
 
 # --------------------------------------------------- through compiled kernels

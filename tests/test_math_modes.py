@@ -53,8 +53,8 @@ def test_unknown_math_mode_is_refused():
 
 
 def test_long_bodies_fall_back_to_libm():
-    """Past VECTOR_CALL_LIMIT call sites the chunk function calls libm (each inlined
-    vector call costs compile time), and the header says so."""
+    """Past VECTOR_CALL_LIMIT call sites the chunk function calls libm (each vector call
+    site costs compile time), and the header says so."""
     ws = sp.symbols(f"w0:{numba_cpu.VECTOR_CALL_LIMIT + 1}", real=True)
     h = x
     for v in ws:
