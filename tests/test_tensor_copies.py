@@ -19,6 +19,7 @@ import symgrad
 from symgrad import losses, nn, optim
 
 import test_matrix_grad as tm
+from test_tensor_schedule import mlp
 
 VIEW = re.compile(r"^(A\d+) = out\[(\d+):(\d+)\]\.reshape\(\(\d+, \d+\)\)$")
 
@@ -32,29 +33,15 @@ def _out_lines(lines):
     return [line for line in lines if "out[" in line]
 
 
-def _mlp(layers, activation, loss):
-    n = sp.Symbol("n", integer=True, positive=True)
-    X = sp.MatrixSymbol("X", n, layers[0])
-    Y = sp.MatrixSymbol("Y", n, layers[-1])
-    parts = []
-    for i, (a, b) in enumerate(itertools.pairwise(layers)):
-        parts += [nn.Linear(a, b)] + ([activation()] if i < len(layers) - 2 else [])
-    net = nn.Sequential(*parts)
-    out = net(X)
-    value = (losses.mse(out, Y, reduction="sum") if loss == "mse"
-             else losses.cross_entropy(out, Y))
-    return symgrad.Model(value, params=net.params, inputs=[X, Y], predict=out), net
-
-
 @pytest.fixture(scope="module")
 def relu_net():
-    model, net = _mlp((50, 20, 5), nn.ReLU, "mse")
+    model, net = mlp((50, 20, 5), nn.ReLU, "mse")
     return model, net, symgrad.compile(model)
 
 
 @pytest.fixture(scope="module")
 def tanh_ce_net():
-    model, net = _mlp((12, 9, 8, 4), nn.Tanh, "ce")
+    model, net = mlp((12, 9, 8, 4), nn.Tanh, "ce")
     return model, net, symgrad.compile(model)
 
 
@@ -89,7 +76,7 @@ def test_tanh_ce_core_has_no_copy_into_out(tanh_ce_net):
     _assert_written_in_place(kernel, n_weights=3, n_biases=3)
 
 
-def _numpy_mlp(net, act, params, x, y, loss):
+def _numpymlp(net, act, params, x, y, loss):
     """Forward and backward of a Linear/act stack by hand (weights (out, in))."""
     layers = [(params[f"{i}.weight"], params[f"{i}.bias"]) for i in range(0, len(net.params), 2)]
     hs = [x]
@@ -127,7 +114,7 @@ def test_relu_net_matches_numpy(relu_net):
     _, net, kernel = relu_net
     params, data = _problem(net, 50, 5)
     loss, grads = kernel.loss_and_grad(params, data)
-    want_loss, want = _numpy_mlp(net, _relu, params, data["X"], data["Y"], "mse")
+    want_loss, want = _numpymlp(net, _relu, params, data["X"], data["Y"], "mse")
     assert loss == pytest.approx(want_loss, rel=1e-12)
     tm._assert_grads(grads, want, rtol=1e-10, atol=1e-12)
 
@@ -136,7 +123,7 @@ def test_tanh_ce_net_matches_numpy(tanh_ce_net):
     _, net, kernel = tanh_ce_net
     params, data = _problem(net, 12, 4, onehot=True)
     loss, grads = kernel.loss_and_grad(params, data)
-    want_loss, want = _numpy_mlp(net, np.tanh, params, data["X"], data["Y"], "ce")
+    want_loss, want = _numpymlp(net, np.tanh, params, data["X"], data["Y"], "ce")
     assert loss == pytest.approx(want_loss, rel=1e-12)
     tm._assert_grads(grads, want, rtol=1e-10, atol=1e-12)
 
@@ -149,7 +136,7 @@ def test_training_steps_match_numpy_sgd(relu_net):
     final, history = kernel.train(params, data, optimizer=optim.SGD(lr=lr), steps=4)
     p = {k: v.copy() for k, v in params.items()}
     for s in range(4):
-        value, grads = _numpy_mlp(net, _relu, p, data["X"], data["Y"], "mse")
+        value, grads = _numpymlp(net, _relu, p, data["X"], data["Y"], "mse")
         assert history[s] == pytest.approx(value, rel=1e-11)
         p = {k: v - lr * grads[k] for k, v in p.items()}
     tm._assert_grads(final, p, rtol=1e-10, atol=1e-12)

@@ -28,6 +28,11 @@ N_IN, N_HIDDEN, N_OUT, BATCH = 1000, 100, 10, 64
 
 
 def build_model(layers=(N_IN, N_HIDDEN, N_OUT), activation=nn.ReLU, loss="mse"):
+    return mlp(layers, activation, loss)[0]
+
+
+def mlp(layers, activation, loss):
+    """(Model, its nn.Sequential): Linear layers with `activation` between them."""
     n = sp.Symbol("n", integer=True, positive=True)
     X = sp.MatrixSymbol("X", n, layers[0])
     Y = sp.MatrixSymbol("Y", n, layers[-1])
@@ -38,7 +43,7 @@ def build_model(layers=(N_IN, N_HIDDEN, N_OUT), activation=nn.ReLU, loss="mse"):
     out = net(X)
     value = losses.mse(out, Y, reduction="sum") if loss == "mse" else \
         losses.cross_entropy(out, Y)
-    return symgrad.Model(value, params=net.params, inputs=[X, Y], predict=out)
+    return symgrad.Model(value, params=net.params, inputs=[X, Y], predict=out), net
 
 
 def schedules(model):
