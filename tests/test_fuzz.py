@@ -317,7 +317,12 @@ def test_singular_shared_branches_match_sympy(recipe, seed):
     check_branchy_against_sympy(*_branchy_case(recipe, seed), generated=False)
 
 
-@settings(FUZZ, max_examples=EXAMPLES)
+# Each example compiles two modules (seconds): `make test` draws a quarter as many as the
+# interpreter test, `make fuzz` 5,000.
+COMPILED_EXAMPLES = int(os.environ.get("SYMGRAD_FUZZ_COMPILED_EXAMPLES", EXAMPLES // 4))
+
+
+@settings(FUZZ, max_examples=COMPILED_EXAMPLES)
 @given(recipe=branchy_recipes, seed=st.integers(0, 2**32 - 1))
 def test_singular_shared_branches_in_cpu_modules_match_sympy(recipe, seed):
     check_branchy_against_sympy(*_branchy_case(recipe, seed), generated=True)
