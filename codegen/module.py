@@ -79,8 +79,7 @@ def generate(d: Derivation, *, version: str, numba_version: str, model_name: str
         *support_block(codegen.runtime, codegen.optimizers,
                        *([codegen.scalar_math] if d.inputs else []),
                        *([codegen.vector_math] if d.inputs and any(
-                           numba_cpu.chunk_math(p, math) == "vector" and numba_cpu.vector_calls(p)
-                           for p in (lp, gp)) else [])),
+                           numba_cpu.calls_vector_math(p, math) for p in (lp, gp)) else [])),
     ])
     cores = [("_loss", lp, "Total loss.", l_results),
              ("_loss_and_grad", gp, "Total loss, then the gradient of each param in PARAMS "

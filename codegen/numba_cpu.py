@@ -80,7 +80,7 @@ def sample_body(src: Source, printer: ExprPrinter, program: Program, data_args: 
 
 
 # Each vector_math call site costs about 0.03 s of compile (the functions compile once
-# per process and LLVM inlines them: benchmarks/vector_math_compile.py), some 25 plain
+# per module and LLVM inlines them: benchmarks/vector_math_compile.py), some 25 plain
 # statements' worth; past this many call sites a chunk function calls libm instead, so
 # that a very long body's compile stays bounded.
 VECTOR_CALL_LIMIT = 64
@@ -96,6 +96,11 @@ def chunk_math(program: Program, math: str) -> str:
     """The math mode of `program`'s chunk function under compile(math=...)."""
     return "vector" if math == "vector" and vector_calls(program) <= VECTOR_CALL_LIMIT \
         else "libm"
+
+
+def calls_vector_math(program: Program, math: str) -> bool:
+    """Whether `program`'s chunk function calls codegen/vector_math.py (so it is pasted)."""
+    return chunk_math(program, math) == "vector" and vector_calls(program) > 0
 
 
 def batched_outputs(results: list[list[Term]]) -> list[int]:
