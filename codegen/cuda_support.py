@@ -10,10 +10,14 @@ Device math: Numba's CUDA target types `math.exp`, `math.sqrt`, ... (libdevice) 
 not `np.exp` or `np.sqrt`, while the simulator runs kernels as plain Python, where
 `math.log(0.0)` raises instead of giving -inf. So kernels call `_exp`, `_sqrt`, ...:
 libdevice on a GPU, NumPy's IEEE ufuncs in the simulator.
+
+Shared memory in the simulator: see `_thread_safe_shared_arrays`.
 """
 
 import math
 import os
+import sys
+import threading
 
 import numba
 import numpy as np
@@ -26,8 +30,47 @@ SPLIT_TARGET, SPLIT_MIN_DEPTH = 256, 256  # symgrad: not embedded
 
 SIMULATOR = bool(getattr(numba.config, "ENABLE_CUDASIM", 0)) or \
     os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+
+
+def _thread_safe_shared_arrays():
+    """Give the simulator's `cuda.shared.array` a lock (once per process).
+
+    The simulator runs each thread of a block as a Python thread, and its
+    `FakeCUDAShared.array` (Numba 0.68, numba-cuda alike) finds the block's array by
+    the calling line, creating it when missing, without a lock: when a thread switch
+    falls between one thread's lookup and its store, a second thread also finds the
+    array missing and creates its own, and one of the two then works on a private copy.
+    Its tile loads and partial sums never reach the other threads, so a product or a
+    sum comes out wrong: rarely, more often on a loaded machine. This is the same lookup
+    (same key: the caller's file and line) under a lock. A GPU needs none of this."""
+    from numba.cuda.simulator import kernelapi
+    shared = getattr(kernelapi, "FakeCUDAShared", None)
+    if shared is None or getattr(shared.array, "thread_safe", False) or not hasattr(
+            kernelapi, "numpy_support"):
+        return
+    unlocked = shared.array
+    lock = threading.Lock()
+
+    def array(self, shape, dtype, *args, **kwargs):
+        if shape == 0 or args or kwargs:    # dynamic shared memory: one buffer, no lookup
+            return unlocked(self, shape, dtype, *args, **kwargs)
+        if isinstance(dtype, kernelapi.types.Type):
+            dtype = kernelapi.numpy_support.as_dtype(dtype)
+        caller = sys._getframe(1)
+        key = (caller.f_code.co_filename, caller.f_lineno)
+        with lock:
+            held = self._allocations.get(key)
+            if held is None:
+                held = self._allocations[key] = np.empty(shape, dtype)
+        return held
+
+    array.thread_safe = True
+    shared.array = array
+
+
 if SIMULATOR:
     _exp, _expm1, _log1p, _sqrt, _pow = np.exp, np.expm1, np.log1p, np.sqrt, np.power
+    _thread_safe_shared_arrays()
 else:
     _exp, _expm1, _log1p, _sqrt, _pow = math.exp, math.expm1, math.log1p, math.sqrt, math.pow
 
