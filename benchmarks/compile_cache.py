@@ -4,8 +4,11 @@ process that finds the kernels in the cache), each in its own child process.
     python benchmarks/compile_cache.py [--json out.json] [--examples a,b]
 
 "compile" is symgrad.compile (derive + emit + import) plus Kernel.warmup (Numba's JIT
-of loss and loss_and_grad, or loading them from Numba's cache); imports of symgrad,
-SymPy and Numba are not counted.
+of loss and loss_and_grad, or loading them from Numba's cache); "train" is the first
+Kernel.train call (SGD, one step: the JIT of the training loop and its optimizer), where
+the module has one; imports of symgrad, SymPy and Numba are not counted. Then, for each
+example, where the cold seconds go: each jitted function's own compile time (Numba's
+"numba:compile" events, minus the functions it compiled inside), largest first.
 """
 
 from __future__ import annotations
@@ -24,7 +27,26 @@ EXAMPLES = ["lecture_graph", "chain_rule", "polynomial_sin", "hinge_two_layer",
 
 CHILD = r"""
 import importlib.util, json, sys, time
+from numba.core import event
 import symgrad
+from symgrad import optim
+from symgrad.kernel import _sample_arguments
+
+own, stack = {}, []
+
+class Compiles(event.Listener):
+    # Exclusive seconds per jitted function: a compile's time minus the compiles it started.
+    def on_start(self, ev):
+        stack.append([ev.data["dispatcher"].py_func.__name__, time.perf_counter(), 0.0])
+
+    def on_end(self, ev):
+        name, begun, inner = stack.pop()
+        spent = time.perf_counter() - begun
+        own[name] = own.get(name, 0.0) + spent - inner
+        if stack:
+            stack[-1][2] += spent
+
+event.register("numba:compile", Compiles())
 spec = importlib.util.spec_from_file_location("example", sys.argv[1])
 example = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(example)
@@ -32,9 +54,16 @@ start = time.perf_counter()
 kernel = symgrad.compile(example.model)
 built = time.perf_counter() - start
 jit = sum(kernel.warmup().values())
+train = 0.0
+if getattr(kernel.module, "train", None) is not None:
+    params, data = _sample_arguments(kernel.module)
+    start = time.perf_counter()
+    kernel.train(params, data, optim.SGD(lr=1e-3), 1)
+    train = time.perf_counter() - start
 hits = sum(sum(f.stats.cache_hits.values()) for f in
            (kernel.module._loss_core, kernel.module._loss_and_grad_core))
-print(json.dumps({"build": built, "jit": jit, "total": built + jit, "cache_hits": hits}))
+print(json.dumps({"build": built, "jit": jit, "train": train, "total": built + jit + train,
+                  "cache_hits": hits, "functions": own}))
 """
 
 
@@ -52,14 +81,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", default=",".join(EXAMPLES))
     args = parser.parse_args(argv)
     rows = []
-    print(f"{'example':<18}{'cold s':>9}{'(numba)':>9}{'warm s':>9}{'(numba)':>9}{'hits':>6}")
+    print(f"{'example':<18}{'cold s':>9}{'(numba)':>9}{'(train)':>9}{'warm s':>9}{'(numba)':>9}"
+          f"{'(train)':>9}{'hits':>6}")
     for example in args.examples.split(","):
         with tempfile.TemporaryDirectory() as cache:
             cold = measure(example, cache)
             warm = measure(example, cache)
         rows.append({"example": example, "cold": cold, "warm": warm})
-        print(f"{example:<18}{cold['total']:9.3f}{cold['jit']:9.3f}{warm['total']:9.3f}"
-              f"{warm['jit']:9.3f}{warm['cache_hits']:6d}", flush=True)
+        print(f"{example:<18}{cold['total']:9.3f}{cold['jit']:9.3f}{cold['train']:9.3f}"
+              f"{warm['total']:9.3f}{warm['jit']:9.3f}{warm['train']:9.3f}"
+              f"{warm['cache_hits']:6d}", flush=True)
+    print("\nwhere the cold seconds go: each jitted function's own compile, largest first")
+    for row in rows:
+        spent = sorted(row["cold"]["functions"].items(), key=lambda kv: -kv[1])
+        shown = ", ".join(f"{name} {sec:.2f}" for name, sec in spent[:6])
+        print(f"  {row['example']:<18}{sum(v for _, v in spent):6.2f} s: {shown}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     return 0

@@ -294,6 +294,33 @@ def _numpy_mlp(s, init, data):
     return run
 
 
+def gemm_floor(s: dict, init: dict, data: dict):
+    """Not a trainer: the matrix products of one training step alone, NumPy, in the
+    spec's dtype, `steps` times (forward z = a @ W.T per layer, dW = g.T @ a per layer,
+    dX = g @ W for every layer but the first). Every contender makes these GEMMs (or the
+    same flops), so their time is a floor: a ratio to a peer above peer / floor cannot
+    come from anything but a faster GEMM. The run returns NaN (no loss)."""
+    dtype = _dtype(s)
+    X = np.ascontiguousarray(data["X"], dtype=dtype)
+    layers = layer_params(s, init)
+    rng = np.random.default_rng(2)
+    acts = [X] + [rng.standard_normal((X.shape[0], W.shape[0])).astype(dtype)
+                  for W, _ in layers]
+    steps = s["steps"]
+
+    def run(record=False):
+        for _ in range(steps):
+            for i, (W, _) in enumerate(layers):
+                acts[i] @ W.T
+            for i in range(len(layers) - 1, -1, -1):
+                g = acts[i + 1]
+                g.T @ acts[i]
+                if i:
+                    g @ layers[i][0]
+        return np.full(steps, np.nan) if record else float("nan")
+    return run
+
+
 # ------------------------------------------------------------ PyTorch eager
 
 
@@ -436,4 +463,5 @@ def jax_trainer(s: dict, init: dict, data: dict):
 TRAINERS = {"numpy": numpy_trainer, "pytorch": torch_trainer, "jax": jax_trainer}
 PEER_MODULES = {"numpy": "numpy", "pytorch": "torch", "jax": "jax"}
 PEER_LABELS = {"symgrad": "symgrad", "pytorch": "PyTorch eager", "jax": "JAX jit",
-               "numpy": "NumPy by hand"}
+               "numpy": "NumPy by hand", "gemms": "GEMMs alone"}
+FLOOR = "gemms"     # the products-only row (gemm_floor) of the nets' workloads

@@ -248,6 +248,9 @@ def child_measure(job: dict) -> dict:
                 impls[peer] = {"status": "ok"}
             except Exception as exc:  # noqa: BLE001 -- a peer's failure is a row, not a crash
                 impls[peer] = {"status": f"failed: {type(exc).__name__}: {exc}"[:300]}
+        if s["kind"] == "mlp" and len(s["widths"]) > 2:
+            runners[peer_impls.FLOOR] = peer_impls.gemm_floor(s, init, data)
+            impls[peer_impls.FLOOR] = {"status": "ok"}
         for name, run in list(runners.items()):
             start = time.perf_counter()
             try:
@@ -265,7 +268,9 @@ def child_measure(job: dict) -> dict:
                      for name, run in runners.items()}
         ref = impls["symgrad"]
         for name, rec in impls.items():
-            if rec.get("us_per_step") is not None:
+            if name == peer_impls.FLOOR and rec.get("us_per_step") is not None:
+                rec["ratio"] = rec["us_per_step"] / ref["us_per_step"]
+            elif rec.get("us_per_step") is not None:
                 rec["ratio"] = rec["us_per_step"] / ref["us_per_step"]
                 rec["rel_loss_diff"] = (abs(rec["final_loss"] - ref["final_loss"])
                                         / max(abs(ref["final_loss"]), 1e-300))
@@ -560,22 +565,24 @@ def _run(result: dict, threads: int, dtype: str, key: str) -> dict | None:
 
 
 def _speedup(result: dict, key: str, peer: str, dtype: str = "float64",
-             threads: int = 1) -> tuple[float | None, str | None]:
-    """(peer's us/step over symgrad's, None), or (None, why there is none)."""
+             threads: int = 1, over: str = "symgrad") -> tuple[float | None, str | None]:
+    """(peer's us/step over symgrad's (or `over`'s), None), or (None, why there is none)."""
     run = _run(result, threads, dtype, key)
     if run is None:
         return None, f"({key}) {dtype} at {threads} thread{'s' * (threads > 1)} not run"
     impls = run["workloads"][key]["impls"]
-    mine = impls.get("symgrad", {})
+    mine = impls.get(over, {})
     if mine.get("status") != "ok":
-        return None, f"symgrad {mine.get('status', 'not run')}"[:60]
+        return None, f"{over} {mine.get('status', 'not run')}"[:60]
     name = peer_impls.PEER_MODULES[peer]
     rec = impls.get(peer)
     if rec is None:
         return None, f"{name} not run"
     if rec.get("ratio") is None:
         return None, f"{name} {rec['status']}"[:60]
-    return rec["ratio"], None
+    if over == "symgrad":
+        return rec["ratio"], None
+    return rec["us_per_step"] / mine["us_per_step"], None
 
 
 def _cpu_speedup(result: dict, key: str, peer: str, dtype: str = "float64",
@@ -619,7 +626,8 @@ def targets(result: dict) -> list[dict]:
             value, why = _speedup(result, "d", peer, dtype)
             add(f"(d) >= 1.2x faster than {label[peer]}, {dtype}, 1 pinned CPU{suffix}",
                 value, why, lambda v: v >= 1.2, threshold=1.2,
-                cpu=_cpu_speedup(result, "d", peer, dtype), cpus=pinned(1, dtype, "d"))
+                cpu=_cpu_speedup(result, "d", peer, dtype), cpus=pinned(1, dtype, "d"),
+                floor=_speedup(result, "d", peer, dtype, over=peer_impls.FLOOR)[0])
     for key in ("a", "b"):
         for peer, goal in (("jax", 2.5), ("pytorch", 40)):
             value, why = _speedup(result, key, peer)
@@ -748,7 +756,7 @@ def table(result: dict) -> str:
         dtype = DTYPE_LABELS[run.get("dtype", "float64")]
         for w in run["workloads"].values():
             first = True
-            for name in ("symgrad", *meta["peers"]):
+            for name in ("symgrad", *meta["peers"], peer_impls.FLOOR):
                 rec = w["impls"].get(name)
                 if rec is None:
                     continue
@@ -764,6 +772,12 @@ def table(result: dict) -> str:
                         notes.append(f"{w['spec']['title']}, {dtype}, {label}: {rec['status']}")
                     if name == "symgrad":      # nothing to compare the peers with
                         break
+                    continue
+                if name == peer_impls.FLOOR:
+                    lines.append(_row(head + [_fmt(rec["us_per_step"]),
+                                              _fmt(rec["cpu_us_per_step"]),
+                                              f"{rec['ratio']:.2f}", "-", "-", "-"],
+                                      TRAIN_COLUMNS, 4))
                     continue
                 steps, agree = w["spec"]["steps"], rec["agree_steps"]
                 agree_text = "all" if agree == steps else f"{agree}" + (
@@ -795,7 +809,10 @@ def table(result: dict) -> str:
                   "steadier when other processes share the CPU):"]
         for t in result["targets"]:
             cpu = "" if t.get("measured_cpu") is None else f"cpu {t['shown_cpu']}"
-            lines.append(f"  {t['target']:<72} {t['shown']:>8} {cpu:>11}  {t['verdict']}")
+            floor = "" if t.get("floor") is None else \
+                f" (GEMMs alone: {t['floor']:.3g}x, the most a faster rest can give)"
+            lines.append(f"  {t['target']:<72} {t['shown']:>8} {cpu:>11}  {t['verdict']}"
+                         + floor)
     return "\n".join(lines)
 
 

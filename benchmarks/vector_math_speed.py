@@ -14,8 +14,12 @@ accumulators, unrolled by 8 and combined by a fixed tree at the end, against an
 `acc[i & 7]` array, against a map loop and a separate 8-accumulator sum. "vectorized"
 says whether the loop's asm holds packed multiplies (vmulpd/vmulps on ymm or zmm).
 
-    python benchmarks/vector_math_speed.py [--n 2000000] [--repeats 15] [--json out.json]
+    python benchmarks/vector_math_speed.py [--n 16384] [--repeats 200] [--json out.json]
                                            [--no-prefer-256]
+
+n = 16384 keeps input and output (256 KiB in float64) in L2, as the generated loops
+find them (blocks of 256 samples, a layer's activations); at n = 2*10^6 the float64
+loops measure memory bandwidth (about 1.5 ns per element here) more than the math.
 
 --no-prefer-256 compiles with NUMBA_CPU_FEATURES = the host's features plus
 -prefer-256-bit, so LLVM may vectorize with zmm (512-bit) registers on AVX-512 CPUs
@@ -281,8 +285,8 @@ HEADER = (f"{'function':<9} {'dtype':<8} {'vector':>7} {'(min)':>7} {'math.*':>8
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=2_000_000)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--n", type=int, default=16_384)
+    parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--no-prefer-256", action="store_true",
                         help="let LLVM use 512-bit vectors (set before Numba is imported)")

@@ -44,10 +44,12 @@ def kernel_of(model, derivation):
 
     import symgrad
     from codegen.module import generate
+    from symgrad.kernel import DEFAULT_MATH
 
     start = time.perf_counter()
     source = generate(derivation, version=symgrad.__version__,
-                      numba_version=numba.__version__, model_name=model.name, target="cpu")
+                      numba_version=numba.__version__, model_name=model.name, target="cpu",
+                      math=DEFAULT_MATH)
     timings = {"derive": derivation.seconds, "emit": time.perf_counter() - start}
     return symgrad.Kernel(source, derivation, timings)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import codegen.optimizers
 import codegen.runtime
+import codegen.block_sums
 import codegen.scalar_math
 import codegen.vector_math
 from codegen import numba_cpu, training
@@ -77,7 +78,7 @@ def generate(d: Derivation, *, version: str, numba_version: str, model_name: str
         training.fastmath_line(fastmath),
         "",
         *support_block(codegen.runtime, codegen.optimizers,
-                       *([codegen.scalar_math] if d.inputs else []),
+                       *([codegen.scalar_math, codegen.block_sums] if d.inputs else []),
                        *([codegen.vector_math] if d.inputs and any(
                            numba_cpu.calls_vector_math(p, math) for p in (lp, gp)) else [])),
     ])

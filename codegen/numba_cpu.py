@@ -20,7 +20,7 @@ from symgrad.program import Assign, Program
 # error_model="numpy": IEEE results (1/0 = inf) instead of ZeroDivisionError.
 JIT = '@numba.njit(cache=True, error_model="numpy", fastmath=FASTMATH{})'
 CHUNK = 4096
-BLOCK = 256     # samples per block of stored outputs (codegen/scalar_math.add_block_sums)
+BLOCK = 256     # samples per block of stored outputs (codegen/block_sums.add_block_sums)
 
 
 Term = tuple[int, str]   # (program output index, "sum" | "mean" | "once")
@@ -36,9 +36,9 @@ def chunk_function(src: Source, name: str, program: Program, batched: list[int],
     Sums in a fixed order that vectorizes (strict IEEE arithmetic, no reassociation): the
     sample loop runs over blocks of BLOCK samples and stores each sample's outputs in a
     row of `buf` (no loop-carried sum, so LLVM vectorizes a branch-free body), then
-    `add_block_sums` adds each row by a fixed tree of vector adds into `sums`, block after
-    block. The order depends only on the sample index, so the result is bitwise the same
-    for any thread count and any machine with the same vector arithmetic.
+    `add_block_sums` adds each row in 32 fixed lanes of explicit vector adds and a fixed
+    tree into `sums`, block after block. The order depends only on the sample index, so
+    the result is bitwise the same for any thread count, run and machine.
     """
     printer = scalar_math_printer(chunk_math(program, math))
     data_args = [f"d{j}" for j in range(len(program.inputs))]

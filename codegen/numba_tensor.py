@@ -2,7 +2,8 @@
 
 Emits one jitted core per entry point from a `TensorProgram`. Arrays between
 kernels have the module's DTYPE (float64, or float32 for BLAS's single
-precision); scalar arithmetic and accumulators stay in float64. Params arrive
+precision); accumulators stay in float64, and float32 loops call the `_f32` vector
+functions. Params arrive
 as one flat vector `theta` (sliced into views, no copies), data as 2-D arrays;
 the core writes the loss to out[0] and the flat gradient to out[1:], the
 layout the optimizers and the training loops share with scalar models.
@@ -72,7 +73,7 @@ def core_function(src: Source, name: str, tp: TensorProgram, doc: str,
     """
     names = _Names(tp)
     dest = (_destinations(tp, param_shapes, dtype) if result == "loss_and_grad" else {})
-    printer = expr_printer(math)
+    printer = expr_printer(math, dtype)
     data_args = [f"D{j}" for j in range(len(tp.inputs))]
     args = ["theta", *data_args] + ([] if result == "predict" else ["out"])
     src.line(JIT)
@@ -173,11 +174,15 @@ def _write_flat(src: Source, names: _Names, grads, param_shapes, dest) -> None:
         offset += size
 
 
-def _load(names: _Names, a: Node, loop_shape: Shape) -> str:
+def _load(names: _Names, a: Node, loop_shape: Shape, blocks=None) -> str:
+    """The element of `a` at (i, j) (a row or column of one broadcast); `blocks` maps
+    arrays to their slice for the current block of rows."""
     if not a.shape:
         return names.ref(a)
     if a.op is Op.CONST:
         return names.ref(a)
+    if blocks and a in blocks:
+        return f"{blocks[a]}[k_, {'0' if a.shape[1] == 1 else 'j'}]"
     idx = [("0" if have == 1 else var) for have, var in zip(a.shape, ("i", "j"))]
     return f"{names.ref(a)}[{idx[0]}, {idx[1]}]"
 
@@ -216,6 +221,8 @@ def _loop(src: Source, printer: ExprPrinter, names: _Names, loop: Loop,
     src.lines(printer.statement(s) for s in body.prologue)
     if not loop.shape:
         _loop_body(src, printer, names, loop, outputs, kinds)
+    elif blocked_sums(loop):
+        _blocked_loop(src, printer, names, loop, outputs, kinds)
     else:
         rows, cols = loop.shape
         with src.block(f"for i in range({dim(rows)}):"):
@@ -232,19 +239,65 @@ def _loop(src: Source, printer: ExprPrinter, names: _Names, loop: Loop,
             src.line(f"{names.ref(r)}[0, 0] = {_local(names, r)}")
 
 
+def blocked_sums(loop: Loop) -> bool:
+    """Whether `loop` sums its totals in blocks (codegen/block_sums.py): a loop over
+    the rows of one column (per-sample values) with a total to accumulate. A strict
+    running total is a chain of dependent adds that keeps the loop scalar; in a loop
+    of many columns the totals are rare and the column loop vectorizes anyway."""
+    return (bool(loop.shape) and loop.shape[1] == 1 and loop.shape[0] != 1
+            and any(_accumulator(r, loop.shape) == "scalar" for r, _ in loop.accumulates))
+
+
+def _blocked_loop(src, printer, names, loop: Loop, outputs, kinds) -> None:
+    """The loop over rows in blocks of BLOCK: each total's values are stored in a row of
+    `buf_` and added by `add_block_sums` in its fixed lane order (the same bits on any
+    machine), so the body vectorizes. Arrays are read and written through slices of
+    the block's rows, indexed by the block loop's own counter: Numba then knows the
+    index is not negative and drops its wraparound select (which keeps loads scalar)."""
+    totals = [r for r, _ in loop.accumulates if kinds[r] == "scalar"]
+    rows = dim(loop.shape[0])
+    arrays = [a for a in loop.loads if a.shape and a.op is not Op.CONST and a.shape[0] != 1]
+    arrays += [m for m, _ in loop.stores if m.shape]
+    blocks = {a: f"b{q}_" for q, a in enumerate(dict.fromkeys(arrays))}
+    src.line(f"buf_ = np.empty(({len(totals)}, BLOCK))")
+    src.line(f"sums_ = np.zeros({len(totals)})")
+    with src.block(f"for start_ in range(0, {rows}, BLOCK):"):
+        src.line(f"m_ = min({rows} - start_, BLOCK)")
+        for a, b in blocks.items():
+            src.line(f"{b} = {names.ref(a)}[start_:start_ + m_]")
+        with src.block("for k_ in range(m_):"):
+            row = {r: q for q, r in enumerate(totals)}
+            _loop_body(src, printer, names, loop, outputs, kinds,
+                       lambda r: f"buf_[{row[r]}, k_] =" if r in row else None, blocks)
+        src.line("add_block_sums(buf_, m_, sums_)")
+    for q, r in enumerate(totals):
+        src.line(f"{_local(names, r)} = sums_[{q}]")
+
+
 def _local(names: _Names, r: Node) -> str:
     """The local accumulator of a SUM (its own name when it is a scalar)."""
     return names.ref(r) if not r.shape else f"acc_{names.ref(r)}"
 
 
-def _loop_body(src, printer, names, loop: Loop, outputs, kinds) -> None:
+def _loop_body(src, printer, names, loop: Loop, outputs, kinds, sink=None,
+               blocks=None) -> None:
+    """One element: loads, the body, stores, and accumulations (`sink(r)`, when given
+    and not None, is the assignment target of the SUM r's value instead; `blocks` as in
+    `_load`)."""
     for j, a in enumerate(loop.loads):
-        src.line(f"x{j} = {_load(names, a, loop.shape)}")
+        src.line(f"x{j} = {_load(names, a, loop.shape, blocks)}")
     src.lines(printer.statement(s) for s in loop.body.body)
     for m, k in loop.stores:
-        target = f"{names.ref(m)}[i, j]" if m.shape else names.ref(m)
+        if blocks and m in blocks:
+            target = f"{blocks[m]}[k_, 0]"
+        else:
+            target = f"{names.ref(m)}[i, j]" if m.shape else names.ref(m)
         src.line(f"{target} = {operand(outputs[k])}")
     for r, k in loop.accumulates:
+        to = sink(r) if sink is not None else None
+        if to is not None:
+            src.line(f"{to} {operand(outputs[k])}")
+            continue
         target = f"{names.ref(r)}[0, j]" if kinds[r] == "array" else _local(names, r)
         src.line(f"{target} += {operand(outputs[k])}")
 

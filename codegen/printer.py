@@ -201,14 +201,23 @@ class VectorExprPrinter(ExprPrinter):
     CALLS = VECTOR_CALLS
 
 
+class VectorF32ExprPrinter(ExprPrinter):
+    """VectorExprPrinter for float32 loops: the `_f32` functions, which compute in float32
+    (16 lanes in a zmm register instead of 8; each converts its argument first)."""
+
+    CALLS = {op: f"{name}_f32" for op, name in VECTOR_CALLS.items()}
+
+
 class VectorScalarMathPrinter(ScalarMathPrinter):
     """ScalarMathPrinter with codegen/vector_math.py's functions (math="vector")."""
 
     CALLS = VECTOR_CALLS
 
 
-def expr_printer(math: str) -> ExprPrinter:
-    return VectorExprPrinter() if math == "vector" else ExprPrinter()
+def expr_printer(math: str, dtype: str = "float64") -> ExprPrinter:
+    if math != "vector":
+        return ExprPrinter()
+    return VectorF32ExprPrinter() if dtype == "float32" else VectorExprPrinter()
 
 
 def scalar_math_printer(math: str) -> ScalarMathPrinter:

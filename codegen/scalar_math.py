@@ -9,13 +9,6 @@ costs time quadratic in a function's branches (500 `a if c else b` in one loop b
 compiled in 23 s, 500 selects in 2 s). Run as plain Python (NUMBA_DISABLE_JIT=1)
 they are NumPy's functions, which give IEEE results where `math.log(0.0)` would
 raise, and an ordinary `select`.
-
-`add_block_sums(buf, m, sums)` is how the chunk functions sum: each row of `buf` holds
-one output of m samples; the row is folded in half repeatedly (entry l += entry l + w,
-w = 128, 64, ..., 8: independent adds, which LLVM vectorizes without reassociating
-anything), and the last 8 partial sums are added by a fixed tree into sums[row]. A
-strict running sum `s += v` is one add per sample on a chain of 4-cycle latency and
-keeps the whole sample loop scalar; this order is as fixed, and vectorizes.
 """
 
 import numba
@@ -50,19 +43,3 @@ else:
             return builder.select(c, x, y)
 
         return result(cond, a, b), codegen
-
-
-@numba.njit(error_model="numpy")
-def add_block_sums(buf, m, sums):
-    """sums[j] += the sum of buf[j, :m], by a fixed tree (buf's width: a power of 2 >= 8)."""
-    rows, width = buf.shape
-    for j in range(rows):
-        for k in range(m, width):
-            buf[j, k] = 0.0
-        w = width // 2
-        while w >= 8:
-            for k in range(w):
-                buf[j, k] += buf[j, k + w]
-            w //= 2
-        sums[j] += (((buf[j, 0] + buf[j, 1]) + (buf[j, 2] + buf[j, 3]))
-                    + ((buf[j, 4] + buf[j, 5]) + (buf[j, 6] + buf[j, 7])))

@@ -7,13 +7,14 @@ from __future__ import annotations
 from math import prod
 from typing import TYPE_CHECKING
 
+import codegen.block_sums
 import codegen.optimizers
 import codegen.runtime
 import codegen.vector_math
-from codegen import numba_tensor, training
+from codegen import numba_cpu, numba_tensor, training
 from codegen.source import Source, support_block
 from symgrad.ir import Node, add
-from symgrad.tensor_program import tensor_schedule
+from symgrad.tensor_program import Loop, tensor_schedule
 
 if TYPE_CHECKING:
     from symgrad.derivation import Derivation
@@ -45,8 +46,10 @@ def generate(d: Derivation, *, version: str, numba_version: str, param_nodes, in
     size_name, size_source = _batch_size(input_nodes)
     lp, gp = programs(d, param_nodes, input_nodes)
     pp = None if prediction is None else tensor_schedule([prediction], param_nodes, input_nodes)
-    vector = math == "vector" and any(
-        numba_tensor.vector_calls(tp) for tp in (lp, gp, pp) if tp is not None)
+    cores = [tp for tp in (lp, gp, pp) if tp is not None]
+    vector = math == "vector" and any(numba_tensor.vector_calls(tp) for tp in cores)
+    blocked = any(numba_tensor.blocked_sums(k) for tp in cores for k in tp.kernels
+                  if isinstance(k, Loop))
     sizes = d.sizes()
     src = Source()
     src.lines([
@@ -70,12 +73,15 @@ def generate(d: Derivation, *, version: str, numba_version: str, param_nodes, in
         f"N_THETA = {sum(prod(s) for s in param_shapes)}",
         f"DTYPE = np.{dtype}",
         training.fastmath_line(fastmath),
+        *([f"BLOCK = {numba_cpu.BLOCK}     # rows per block of the blocked totals"]
+          if blocked else []),
         "",
         *support_block(codegen.runtime, codegen.optimizers,
-                       *([codegen.vector_math] if vector else [])),
+                       *([codegen.vector_math] if vector else []),
+                       *([codegen.block_sums] if blocked else [])),
     ])
     numba_tensor.core_function(src, "_loss_core", lp, "Total loss into out[0].",
-                               param_shapes, size_source, "loss", math=math)
+                               param_shapes, size_source, "loss", dtype, math)
     src.line()
     numba_tensor.core_function(src, "_loss_and_grad_core", gp,
                                "Total loss into out[0], the flat gradient into out[1:].",
@@ -83,7 +89,7 @@ def generate(d: Derivation, *, version: str, numba_version: str, param_nodes, in
     src.line()
     if pp is not None:
         numba_tensor.core_function(src, "_predict_core", pp, "The model's prediction.",
-                                   param_shapes, size_source, "predict", math=math)
+                                   param_shapes, size_source, "predict", dtype, math)
         src.line()
     training.train_core(src, len(input_nodes))
     src.lines(_ENTRY_POINTS.splitlines())

@@ -2,7 +2,7 @@
 
 The vector functions themselves are checked in test_vector_math.py; here: both modes
 give the same kernels' results to rounding, the option reaches the generated text, and
-the sums follow the documented fixed order (codegen/scalar_math.add_block_sums).
+the sums follow the documented fixed order (codegen/block_sums.add_block_sums).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from test_scalar_math import chunk_functions
 
 import symgrad
 from codegen import numba_cpu
-from codegen.scalar_math import add_block_sums
+from codegen.block_sums import add_block_sums
 from symgrad.errors import OptionError
 
 x, y = sp.symbols("x y", real=True)
@@ -65,24 +65,26 @@ def test_long_bodies_fall_back_to_libm():
 
 
 def _tree_sum(values: np.ndarray) -> float:
-    """The documented order: blocks of BLOCK values (zero padded), each folded in half
-    down to 8 lanes, the lanes added as ((0+1)+(2+3))+((4+5)+(6+7)), blocks in order."""
+    """The documented order: blocks of BLOCK values; in each, value k in lane k mod 32
+    (zero padded to a multiple of 32), the lanes accumulated in order as four vectors
+    of 8, the vectors added as (0+1)+(2+3), their 8 lanes as ((0+1)+(2+3))+((4+5)+(6+7)),
+    blocks in order."""
     total = 0.0
     for start in range(0, len(values), numba_cpu.BLOCK):
-        block = np.zeros(numba_cpu.BLOCK)
         part = values[start:start + numba_cpu.BLOCK]
+        groups = -(-len(part) // 32)
+        block = np.zeros(32 * groups)
         block[:len(part)] = part
-        width = numba_cpu.BLOCK // 2
-        while width >= 8:
-            block[:width] += block[width:2 * width]
-            width //= 2
-        lanes = block[:8]
-        total += (((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]))
-                  + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7])))
+        vectors = block.reshape(groups, 4, 8)
+        acc = vectors[0].copy()
+        for g in range(1, groups):
+            acc = acc + vectors[g]
+        v = (acc[0] + acc[1]) + (acc[2] + acc[3])
+        total += (((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])))
     return total
 
 
-@pytest.mark.parametrize("m", [1, 7, 8, 100, 256])
+@pytest.mark.parametrize("m", [1, 7, 8, 31, 32, 33, 100, 255, 256])
 def test_add_block_sums_follows_the_documented_tree(m):
     rng = np.random.default_rng(m)
     buf = rng.normal(size=(3, numba_cpu.BLOCK)) * 10.0 ** rng.integers(-8, 8, (3, 1))
