@@ -102,3 +102,29 @@ def test_kernel_sums_in_the_documented_order():
     loss, _ = symgrad.compile(model).loss_and_grad({"w": 1.25}, data)
     per_sample = (1.25 * data["x"] - data["y"]) ** 2
     assert loss == _tree_sum(per_sample)
+
+
+@pytest.mark.parametrize("n", [1, 255, 600])
+def test_matrix_totals_over_one_column_sum_in_blocks(n):
+    """A matrix loop over the rows of one column that totals its values (Linear(3,1)
+    with a summed MSE) stores them in blocks for add_block_sums: right over a partial
+    last block and several blocks."""
+    from symgrad import losses, nn
+
+    rows = sp.Symbol("n", integer=True, positive=True)
+    X, Y = sp.MatrixSymbol("X", rows, 3), sp.MatrixSymbol("Y", rows, 1)
+    net = nn.Sequential(nn.Linear(3, 1))
+    model = symgrad.Model(losses.mse(net(X), Y, reduction="sum"), net.params, [X, Y],
+                          name="blocked totals")
+    kernel = symgrad.compile(model)
+    assert "add_block_sums(buf_, m_, sums_)" in kernel.source
+    rng = np.random.default_rng(n)
+    params = net.init(1)
+    data = {"X": rng.normal(size=(n, 3)), "Y": rng.normal(size=(n, 1))}
+    loss, grads = kernel.loss_and_grad(params, data)
+    W, bias = params["0.weight"], params["0.bias"]
+    r = (data["X"] @ W.T + bias - data["Y"])[:, 0]
+    # the documented order (bitwise where both BLAS round the 3-term products alike)
+    np.testing.assert_allclose(loss, _tree_sum(r * r), rtol=1e-14)
+    np.testing.assert_allclose(grads["0.bias"].ravel(), [2.0 * r.sum()], rtol=1e-12)
+    np.testing.assert_allclose(grads["0.weight"].ravel(), 2.0 * data["X"].T @ r, rtol=1e-12)
