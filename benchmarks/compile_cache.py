@@ -3,10 +3,9 @@ process that finds the kernels in the cache), each in its own child process.
 
     python benchmarks/compile_cache.py [--json out.json] [--examples a,b]
 
-"compile" is symgrad.compile (derive + emit + import) plus Kernel.warmup (Numba's JIT
-of loss and loss_and_grad, or loading them from Numba's cache); "train" is the first
-Kernel.train call (SGD, one step: the JIT of the training loop and its optimizer), where
-the module has one; imports of symgrad, SymPy and Numba are not counted. Then, for each
+"compile" is symgrad.compile (derive + emit + import) plus Kernel.warmup(SGD): Numba's
+JIT of loss_and_grad and predict (or loading them from Numba's cache), and "train", the
+training loop and its optimizer, where the module has one; imports of symgrad, SymPy and Numba are not counted. Then, for each
 example, where the cold seconds go: each jitted function's own compile time (Numba's
 "numba:compile" events, minus the functions it compiled inside), largest first.
 """
@@ -30,7 +29,6 @@ import importlib.util, json, sys, time
 from numba.core import event
 import symgrad
 from symgrad import optim
-from symgrad.kernel import _sample_arguments
 
 own, stack = {}, []
 
@@ -53,15 +51,12 @@ spec.loader.exec_module(example)
 start = time.perf_counter()
 kernel = symgrad.compile(example.model)
 built = time.perf_counter() - start
-jit = sum(kernel.warmup().values())
-train = 0.0
-if getattr(kernel.module, "train", None) is not None:
-    params, data = _sample_arguments(kernel.module)
-    start = time.perf_counter()
-    kernel.train(params, data, optim.SGD(lr=1e-3), 1)
-    train = time.perf_counter() - start
+jit = kernel.warmup(optim.SGD(lr=1e-3))
+train = jit.pop("jit_train", 0.0)
+jit = sum(jit.values())
 hits = sum(sum(f.stats.cache_hits.values()) for f in
-           (kernel.module._loss_core, kernel.module._loss_and_grad_core))
+           (kernel.module._loss_and_grad_core, getattr(kernel.module, "_train_sgd_step",
+                                                        kernel.module._loss_and_grad_core)))
 print(json.dumps({"build": built, "jit": jit, "train": train, "total": built + jit + train,
                   "cache_hits": hits, "functions": own}))
 """

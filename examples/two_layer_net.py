@@ -38,7 +38,7 @@ def params(seed: int = 0) -> dict[str, np.ndarray]:
 def main() -> None:
     start = time.perf_counter()
     kernel = symgrad.compile(model)
-    jit = sum(kernel.warmup().values())
+    jit = sum(kernel.warmup(optim.SGD(lr=1e-4)).values())
     print(f"derive + emit {time.perf_counter() - start - jit:.2f} s, numba {jit:.2f} s")
     start = time.perf_counter()
     final, history = kernel.train(params(), data(), optimizer=optim.SGD(lr=1e-4), steps=500)

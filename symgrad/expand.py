@@ -171,8 +171,11 @@ class ExpandedKernel:
     def save(self, path):
         return self.kernel.save(path)
 
-    def warmup(self):
-        return self.kernel.warmup()
+    def warmup(self, optimizer=None, *, parallel=False):
+        return self.kernel.warmup(optimizer, parallel=parallel)
+
+    def warmup_loss(self):
+        return self.kernel.warmup_loss()
 
 
 def sympy_matrix_calculus(model: Model) -> dict[str, str]:

@@ -92,22 +92,39 @@ class Kernel:
         from codegen.module import write_atomic
         return write_atomic(path, self.source)
 
-    def warmup(self) -> dict[str, float]:
-        """JIT-compile (or load from Numba's cache) the entry points; return seconds each."""
+    def warmup(self, optimizer=None, *, parallel: bool = False) -> dict[str, float]:
+        """JIT-compile (or load from Numba's cache) what a training run calls; return the
+        seconds each took: `loss_and_grad`, the training loop of `optimizer` when one is
+        given (an optim.SGD, RMSprop, Adam or its dict: the loop of that kind), and
+        `predict` where the model has one. `loss` and the parallel core, which batches
+        of more than one chunk (4096 samples) run, compile on their first call, or here:
+        `loss` is compiled by `warmup_loss()`, the parallel core by parallel=True. Each
+        costs about a second of Numba: nothing is compiled that the run will not call."""
         params, data = _sample_arguments(self.module)
-        for entry in ("loss", "loss_and_grad"):
-            start = time.perf_counter()
-            getattr(self.module, entry)(params, data)
-            self.timings[f"jit_{entry}"] = time.perf_counter() - start
-        parallel = getattr(self.module, "_loss_and_grad_core_par", None)
-        if parallel is not None and parallel is not self.module._loss_and_grad_core:
-            # Batches over one chunk run the parallel core: compile it now, not mid-run.
+        self._timed("jit_loss_and_grad", self.module.loss_and_grad, params, data)
+        if optimizer is not None and getattr(self.module, "train", None) is not None:
+            self._timed("jit_train", self.module.train, params, data, optimizer, 1)
+        if hasattr(self.module, "_predict_core"):
+            self._timed("jit_predict", self.module.predict, params, data)
+        parallel_core = getattr(self.module, "_loss_and_grad_core_par", None)
+        if parallel and parallel_core is not None \
+                and parallel_core is not self.module._loss_and_grad_core:
             import numpy as np
             theta, _ = self.module._pack(params)
-            start = time.perf_counter()
-            parallel(theta, *self.module._columns(data), np.empty(1 + theta.shape[0]))
-            self.timings["jit_loss_and_grad_parallel"] = time.perf_counter() - start
+            self._timed("jit_loss_and_grad_parallel", parallel_core, theta,
+                        *self.module._columns(data), np.empty(1 + theta.shape[0]))
         return {k: v for k, v in self.timings.items() if k.startswith("jit_")}
+
+    def warmup_loss(self) -> float:
+        """JIT-compile (or load) `loss`, which training does not call; return seconds."""
+        params, data = _sample_arguments(self.module)
+        return self._timed("jit_loss", self.module.loss, params, data)
+
+    def _timed(self, key: str, call, *args) -> float:
+        start = time.perf_counter()
+        call(*args)
+        self.timings[key] = time.perf_counter() - start
+        return self.timings[key]
 
     def __repr__(self) -> str:
         d = self.derivation

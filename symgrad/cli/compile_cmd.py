@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         print("--jit: no CUDA GPU visible here; CUDA kernels compile at their first launch "
               "on a GPU")
     elif args.jit:
+        kernel.warmup_loss()
         jit = kernel.warmup()
         print("numba compile: " + ", ".join(f"{k[4:]} {v:.2f} s" for k, v in jit.items()))
     return 0

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     optimizer = {"sgd": optim.SGD(lr=args.lr, momentum=args.momentum),
                  "rmsprop": optim.RMSprop(lr=args.lr),
                  "adam": optim.Adam(lr=args.lr)}[args.optimizer]
-    kernel.warmup()
+    kernel.warmup(optimizer)
     history, state = [], None
     start = time.perf_counter()
     interactive = sys.stderr.isatty()
