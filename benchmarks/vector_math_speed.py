@@ -11,7 +11,8 @@ processes on a shared machine does not count (a busy hyperthread sibling still d
 Then the sums: `s += vtanh(x[i])` in one strict float64 accumulator (a loop-carried
 dependence that IEEE order forbids reassociating, so the loop stays scalar) against 8
 accumulators, unrolled by 8 and combined by a fixed tree at the end, against an
-`acc[i & 7]` array, against a map loop and a separate 8-accumulator sum. "vectorized"
+`acc[i & 7]` array, against a map loop and a separate 8-accumulator sum, and the
+generated code's own: blocks of 256 summed by codegen/block_sums.add_block_sums. "vectorized"
 says whether the loop's asm holds packed multiplies (vmulpd/vmulps on ymm or zmm).
 
     python benchmarks/vector_math_speed.py [--n 16384] [--repeats 200] [--json out.json]
@@ -51,6 +52,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from codegen import vector_math as vm  # noqa: E402
+from codegen.block_sums import add_block_sums  # noqa: E402
 
 FUNCTIONS = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus")
 TARGETS = {("tanh", "float64"): 1.5, ("tanh", "float32"): 0.6, ("exp", "float64"): 1.0}
@@ -176,7 +178,20 @@ def sum_loops(f):
                 s7 += buf[j + 7]
         return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
+    @numba.njit(error_model="numpy")
+    def lanes(x):
+        buf = np.empty((1, 256))
+        sums = np.zeros(1)
+        for start in range(0, x.size, 256):
+            m = min(256, x.size - start)
+            col = x[start:start + m]
+            for k in range(m):
+                buf[0, k] = f(col[k])
+            add_block_sums(buf, m, sums)
+        return sums[0]
+
     return {"s += f(x[i]) (one accumulator)": (one_accumulator, False),
+            "blocks of 256, 32 vector lanes (the generated code)": (lanes, False),
             "blocks of 256: map into a buffer, 8-accumulator sum": (blocked, False),
             "8 scalar accumulators, unrolled by 8, tree at the end": (eight_accumulators, False),
             "acc[i & 7] += f(x[i]) (array of 8)": (acc_array, False),
