@@ -54,9 +54,8 @@ built = time.perf_counter() - start
 jit = kernel.warmup(optim.SGD(lr=1e-3))
 train = jit.pop("jit_train", 0.0)
 jit = sum(jit.values())
-hits = sum(sum(f.stats.cache_hits.values()) for f in
-           (kernel.module._loss_and_grad_core, getattr(kernel.module, "_train_sgd_step",
-                                                        kernel.module._loss_and_grad_core)))
+cores = [kernel.module._loss_and_grad_core, getattr(kernel.module, "_train_sgd_step", None)]
+hits = sum(sum(f.stats.cache_hits.values()) for f in cores if f is not None)
 print(json.dumps({"build": built, "jit": jit, "train": train, "total": built + jit + train,
                   "cache_hits": hits, "functions": own}))
 """

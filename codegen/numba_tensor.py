@@ -266,9 +266,8 @@ def _blocked_loop(src, printer, names, loop: Loop, outputs, kinds) -> None:
         for a, b in blocks.items():
             src.line(f"{b} = {names.ref(a)}[start_:start_ + m_]")
         with src.block("for k_ in range(m_):"):
-            row = {r: q for q, r in enumerate(totals)}
-            _loop_body(src, printer, names, loop, outputs, kinds,
-                       lambda r: f"buf_[{row[r]}, k_] =" if r in row else None, blocks)
+            _loop_body(src, printer, names, loop, outputs, kinds, blocks,
+                       {r: q for q, r in enumerate(totals)})
         src.line("add_block_sums(buf_, m_, sums_)")
     for q, r in enumerate(totals):
         src.line(f"{_local(names, r)} = sums_[{q}]")
@@ -279,11 +278,10 @@ def _local(names: _Names, r: Node) -> str:
     return names.ref(r) if not r.shape else f"acc_{names.ref(r)}"
 
 
-def _loop_body(src, printer, names, loop: Loop, outputs, kinds, sink=None,
-               blocks=None) -> None:
-    """One element: loads, the body, stores, and accumulations (`sink(r)`, when given
-    and not None, is the assignment target of the SUM r's value instead; `blocks` as in
-    `_load`)."""
+def _loop_body(src, printer, names, loop: Loop, outputs, kinds, blocks=None,
+               buffered=None) -> None:
+    """One element: loads, the body, stores, and accumulations (`blocks` as in `_load`;
+    a SUM in `buffered` stores its value in that row of `buf_` instead)."""
     for j, a in enumerate(loop.loads):
         src.line(f"x{j} = {_load(names, a, loop.shape, blocks)}")
     src.lines(printer.statement(s) for s in loop.body.body)
@@ -294,9 +292,8 @@ def _loop_body(src, printer, names, loop: Loop, outputs, kinds, sink=None,
             target = f"{names.ref(m)}[i, j]" if m.shape else names.ref(m)
         src.line(f"{target} = {operand(outputs[k])}")
     for r, k in loop.accumulates:
-        to = sink(r) if sink is not None else None
-        if to is not None:
-            src.line(f"{to} {operand(outputs[k])}")
+        if buffered and r in buffered:
+            src.line(f"buf_[{buffered[r]}, k_] = {operand(outputs[k])}")
             continue
         target = f"{names.ref(r)}[0, j]" if kinds[r] == "array" else _local(names, r)
         src.line(f"{target} += {operand(outputs[k])}")
