@@ -110,18 +110,21 @@ def batched_outputs(results: list[list[Term]]) -> list[int]:
 
 def core_function(src: Source, name: str, program: Program, doc: str,
                   results: list[list[Term]], chunk: str | None = None,
-                  parallel: bool = False) -> None:
+                  parallel: bool = False, jit: bool = True) -> None:
     """Emit `name(params, d0, ..., out)`; out[r] is the sum of the terms of results[r].
 
     A term reduces one program output over the batch ("sum" or "mean", through the
     chunk function `chunk`), or adds it once ("once": penalties, which read no input).
+    `jit=False`: a plain Python function over a chunk function on the interpreter
+    (codegen/interpreter.py), parallel in threads.
     """
     printer = ExprPrinter()
     data_args = [f"d{j}" for j in range(len(program.inputs))]
     batched = batched_outputs(results)
     once = any(how == "once" for terms in results for _, how in terms)
     parallel = parallel and bool(program.inputs)
-    src.line(JIT.format(", parallel=True" if parallel else ""))
+    if jit:
+        src.line(JIT.format(", parallel=True" if parallel else ""))
     with src.block(f"def {name}({', '.join(['params', *data_args, 'out'])}):"):
         src.line(f'"""{doc}"""')
         if once or not program.inputs:
@@ -130,7 +133,7 @@ def core_function(src: Source, name: str, program: Program, doc: str,
                      if how == "once" or not program.inputs]
             src.lines(printer.statement(s) for s in _needed(program.prologue, reads))
         if program.inputs:
-            _chunk_loop(src, chunk, data_args, len(batched), parallel)
+            _chunk_loop(src, chunk, data_args, len(batched), parallel, jit)
         for r, terms in enumerate(results):
             parts = []
             for k, how in terms:
@@ -174,13 +177,18 @@ def _load_params(src: Source, program: Program) -> None:
 
 
 def _chunk_loop(src: Source, chunk: str, data_args: list[str], width: int,
-                parallel: bool) -> None:
+                parallel: bool, jit: bool = True) -> None:
     data = "".join(f"{d}, " for d in data_args)
     src.line(f"n = {data_args[0]}.shape[0]")
-    src.line(f"n_chunks = (n + {CHUNK} - 1) // {CHUNK}")
-    src.line(f"partial = np.zeros((n_chunks, {width}))")
-    with src.block(f"for c in {'numba.prange' if parallel else 'range'}(n_chunks):"):
-        src.line(f"{chunk}(params, {data}c * {CHUNK}, min(n, (c + 1) * {CHUNK}), partial[c])")
+    if jit:
+        src.line(f"n_chunks = (n + {CHUNK} - 1) // {CHUNK}")
+        src.line(f"partial = np.zeros((n_chunks, {width}))")
+        with src.block(f"for c in {'numba.prange' if parallel else 'range'}(n_chunks):"):
+            src.line(f"{chunk}(params, {data}c * {CHUNK}, min(n, (c + 1) * {CHUNK}), "
+                     f"partial[c])")
+    else:
+        src.line(f"partial = _vm_partials({chunk}, params, ({data}), {width}, {parallel})")
+        src.line("n_chunks = partial.shape[0]")
     src.line(f"total = np.zeros({width})")
     with src.block("for c in range(n_chunks):"):  # in chunk order: deterministic
         with src.block(f"for j in range({width}):"):

@@ -28,7 +28,9 @@ from symgrad.ir import Op
 from symgrad.program import Assign, Guard, Operand
 
 
-def literal(value: float) -> str:
+def literal(value: float | str) -> str:
+    if isinstance(value, str):    # a name standing for a value known at run time
+        return value
     if math.isnan(value):
         return "np.nan"
     if math.isinf(value):

@@ -20,13 +20,15 @@ def fastmath_line(fastmath: bool) -> str:
 STEPS = ("sgd_step", "rmsprop_step", "adam_step")     # by optimizer kind
 
 
-def train_core(src: Source, n_data: int, suffix: str = "") -> None:
+def train_core(src: Source, n_data: int, suffix: str = "", jit: bool = True) -> None:
     """Emit `_train_core{suffix}(theta, *data, kind, hyper, state, first_step, steps,
     history)`, which calls `_loss_and_grad_core{suffix}`: one jitted loop per optimizer,
-    each compiled only when first used, behind a Python function choosing by kind."""
+    each compiled only when first used, behind a Python function choosing by kind
+    (`jit=False`: plain Python loops, around a core on the interpreter)."""
     data = "".join(f"d{j}, " for j in range(n_data))
     for step in STEPS:
-        src.line(JIT)
+        if jit:
+            src.line(JIT)
         with src.block(f"def _train_{step}{suffix}(theta, {data}hyper, state, first_step, "
                        f"steps, history):"):
             src.line(f'"""steps {step[:-5]} updates of theta in place; history[s] = loss '

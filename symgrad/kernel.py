@@ -146,7 +146,8 @@ def _sample_arguments(module):
 
 
 def compile(model: Model, method: str = "reverse", target: str = "cpu",
-            dtype: str = "float64", fastmath: bool = False, math: str | None = None) -> Kernel:
+            dtype: str = "float64", fastmath: bool = False, math: str | None = None,
+            interpret: bool | None = None) -> Kernel:
     """Differentiate `model` by `method` ("reverse" or "symbolic") and build its kernels
     for `target` "cpu" or "cuda" (codegen/cuda_module.py: the same entry points on a GPU).
 
@@ -159,6 +160,11 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu",
     codegen/vector_math.py (branch-free, vectorized by LLVM, within 1-4 ulp: see
     docs/conventions.md), "libm" with the C library's functions (one call per element);
     the CUDA target always uses the device's libm.
+
+    `interpret` (scalar models on the CPU): True runs the per-sample program on a fixed
+    interpreter (codegen/interpreter.py: the same bits, a compile cost that does not grow
+    with the model, slower to run), False unrolls it into compiled code, None (the
+    default) interprets only programs too large to compile in reasonable time.
     """
     if not isinstance(model, Model):
         raise OptionError(f"compile() needs a symgrad.Model, got {type(model).__name__}")
@@ -176,6 +182,11 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu",
     math = DEFAULT_MATH if math is None else math
     if math not in MATH_MODES:
         raise OptionError(f"math must be one of {MATH_MODES}, got {math!r}")
+    if interpret not in (None, True, False):
+        raise OptionError(f"interpret must be True, False or None (automatic), got {interpret!r}")
+    if interpret and (model.is_matrix or target != "cpu"):
+        raise OptionError("interpret=True is for scalar models on target='cpu'; matrix models "
+                          "compile loops over tensors, whose size does not grow with the data")
     if target == "cuda" and fastmath:
         raise OptionError("fastmath=True is for target='cpu'; CUDA kernels compile with "
                           "NVVM's defaults (which already contract to FMA)")
@@ -208,14 +219,16 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu",
     else:
         source = generate(derivation, version=symgrad.__version__,
                           numba_version=numba.__version__, model_name=model.name,
-                          target=target, fastmath=fastmath, math=math)
+                          target=target, fastmath=fastmath, math=math, interpret=interpret)
     timings = {"derive": derivation.seconds, "emit": time.perf_counter() - start}
     return Kernel(source, derivation, timings)
 
 
-def _load(source: str) -> ModuleType:
+def _load(source: str, prefix: str = "_symgrad_kernel") -> ModuleType:
+    """Import `source` from a file named by its hash in the cache directory (Numba's
+    cache lives beside it); a module on the interpreter gets the shared one's `_vm_run`."""
     digest = hashlib.sha256(source.encode()).hexdigest()[:20]
-    name = f"_symgrad_kernel_{digest}"
+    name = f"{prefix}_{digest}"
     if name in sys.modules:
         return sys.modules[name]
     path = cache_dir() / f"{name}.py"
@@ -231,4 +244,19 @@ def _load(source: str) -> ModuleType:
     except BaseException:
         del sys.modules[name]
         raise
+    if hasattr(module, "VM_MATH") and prefix != _SHARED_VM:
+        _share_interpreter(module)
     return module
+
+
+_SHARED_VM = "_symgrad_vm"
+
+
+def _share_interpreter(module: ModuleType) -> None:
+    """Run `module`'s programs on the interpreter module shared by every model (the same
+    text as the module's own copy), compiled or loaded from Numba's cache once."""
+    from codegen import interpreter, training
+
+    fastmath = training.fastmath_line(bool(module.FASTMATH))
+    shared = _load(interpreter.shared_source(module.VM_MATH, fastmath), _SHARED_VM)
+    module._vm_run = shared._vm_run
