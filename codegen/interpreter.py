@@ -31,13 +31,19 @@ from codegen.source import Source
 from symgrad.ir import Op
 from symgrad.program import Assign, Guard, Operand, Program
 
-# Unrolled code's estimated compile cost, in plain statements (about 1.2 ms each): a
-# guarded statement counts as GUARDED_WEIGHT of them (a 200-deep relu chain: 1,603
-# statements, 200 guarded, 11 s). Above INTERPRET_ABOVE the interpreter, whose compile
-# costs about as much as COMPILE_EQUIVALENT statements, is used (benchmarks/
-# compile_scaling.py --shape relu measures both).
-GUARDED_WEIGHT = 20
-INTERPRET_ABOVE = 6000
+# Unrolled code's estimated compile cost, in plain statements (1.5-2 ms each): guarded
+# statements and relu, max and min (their NaN handling branches) count BRANCHY_WEIGHT
+# each. Measured (benchmarks/results/compile_scaling_interpreter.txt, cold, one core): a
+# 1,000-node random DAG, 2,200 statements, 4.0 s; 5,000 nodes, 7,800 statements, 15.4 s;
+# a 100-deep relu chain's gradient, 803 statements with 100 guarded and 100 relu, 6.1 s;
+# a 400-deep chain's loss, 1,200 statements with 400 relu, 7.7 s (1,000 deep: 28 s).
+# The interpreter costs 3.5-4.5 s the first time in a cache directory, 0.4 s to load
+# after that, and runs 1.1-1.3x the unrolled code's time on those DAGs, 2-3x on the
+# shallow relu chains (their ops are too cheap to hide the register traffic) and faster
+# on deep ones. Past INTERPRET_ABOVE (about 6 s of unrolled compile) the interpreter runs.
+BRANCHY_WEIGHT = 15
+BRANCHY_OPS = frozenset({Op.RELU, Op.MAX, Op.MIN})
+INTERPRET_ABOVE = 4000
 
 # Pseudo-ops of the instruction set beyond the IR's: x ** n for an integer constant n in
 # 0..64 (the unrolled code prints such powers as `x ** 3`, which Numba multiplies out;
@@ -60,7 +66,8 @@ _NAMES = ("x", "y", "w")
 def cost(program: Program) -> int:
     """The unrolled chunk function's estimated compile cost, in plain statements."""
     statements = [s for s in (*program.prologue, *program.body) if isinstance(s, Assign)]
-    return len(statements) + GUARDED_WEIGHT * sum(s.guard is not None for s in statements)
+    return len(statements) + BRANCHY_WEIGHT * sum(
+        s.guard is not None or s.node.op in BRANCHY_OPS for s in statements)
 
 
 def interpreted(program: Program, interpret: bool | None) -> bool:
