@@ -118,7 +118,8 @@ def positive(kind):
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth", type=int_range, default=None, metavar="RANGE",
-                   help="depths L of the tanh networks (width 4), e.g. 1..8 (default 1..8)")
+                   help="depths L of the tanh networks (width 4), e.g. 1..8 (default 1..8). "
+                        "Naming any of --depth, --width, --hinge runs those sweeps only")
     p.add_argument("--width", type=int_range, default=None, metavar="RANGE",
                    help="widths of the width sweep at --width-depth, e.g. 2..8 "
                         "(default 2..8; 'none' to skip)")
@@ -136,6 +137,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="kernel runs; the median is reported (default 5)")
     p.add_argument("--threads", type=positive(int), default=1, metavar="T",
                    help="Numba threads in the kernels (default 1; BLAS/OpenMP always 1)")
+    p.add_argument("--jobs", type=positive(int), default=None, metavar="J",
+                   help="worker processes at a time: a model's two methods run side by side "
+                        "(default 2 where there are 2 cores per thread, else 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and parameters")
     p.add_argument("--quick", action="store_true",
                    help="small sizes for CI: depth 1..2, width 2..3, hinge 4x3, 1000 samples, "
@@ -155,12 +159,19 @@ QUICK = {"depth": [1, 2], "width": [2, 3], "hinge": [(4, 3)], "budget": 30.0,
          "samples": 1000, "repeats": 3}
 
 
+SWEEPS = ("depth", "width", "hinge")
+
+
 def settle(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill options left unset from --quick's or the full run's defaults."""
+    """Fill options left unset from --quick's or the full run's defaults. A sweep named on
+    the command line selects the sweeps: `--depth 1..3` runs the depth sweep alone."""
     base = QUICK if args.quick else DEFAULTS
+    chosen = [key for key in SWEEPS if getattr(args, key) is not None]
     for key, value in base.items():
         if getattr(args, key) is None:
-            setattr(args, key, value)
+            setattr(args, key, [] if chosen and key in SWEEPS else value)
+    if getattr(args, "jobs", None) is None:
+        args.jobs = 2 if (os.cpu_count() or 1) >= 2 * args.threads else 1
     return args
 
 
@@ -271,12 +282,22 @@ def measure_row(sweep: str, spec: dict, args: argparse.Namespace, env: dict, log
     job = {"spec": spec, "budget": args.budget, "samples": args.samples,
            "repeats": args.repeats, "seed": args.seed}
     name = models.label(spec)
-    rev = run_worker({**job, "method": "reverse"}, env, log, f"{name} reverse")
+    # Each worker has its own kernel cache, so a method's compile is cold either way.
+    reverse_job = ({**job, "method": "reverse"}, _own_cache(env, "reverse"), log,
+                   f"{name} reverse")
     if skip_symbolic:
         skipped = Measure(status=SKIPPED, detail=skip_symbolic)
         sym = {step: skipped for step in WORKER_STEPS["symbolic"]}
+        rev = run_worker(*reverse_job)
     else:
-        sym = run_worker({**job, "method": "symbolic"}, env, log, f"{name} diff trees")
+        symbolic_job = ({**job, "method": "symbolic"}, _own_cache(env, "symbolic"), log,
+                        f"{name} diff trees")
+        if getattr(args, "jobs", 1) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(2) as pool:
+                rev, sym = pool.map(lambda j: run_worker(*j), (reverse_job, symbolic_job))
+        else:
+            rev, sym = run_worker(*reverse_job), run_worker(*symbolic_job)
     reverse = _method(rev, WORKER_STEPS["reverse"])
     naive = _method(sym, ("derive", "compile", "run", "trees"))
     cse = _method(sym, ("derive", "trees", "cse"))   # a stop in diff stops cse as well
@@ -297,6 +318,11 @@ def measure_row(sweep: str, spec: dict, args: argparse.Namespace, env: dict, log
     params = reverse.get("params") or naive.get("params")
     return {"sweep": sweep, "model": name, "spec": spec, "params": params,
             "forward_ops": forward, "methods": {"naive": naive, "cse": cse, "reverse": reverse}}
+
+
+def _own_cache(env: dict, method: str) -> dict:
+    cache = os.path.join(env["SYMGRAD_CACHE_DIR"], method)
+    return {**env, "SYMGRAD_CACHE_DIR": cache, "NUMBA_CACHE_DIR": os.path.join(cache, "numba")}
 
 
 def _row_summary(row: dict) -> str:
@@ -347,11 +373,15 @@ def run(args: argparse.Namespace, log=None) -> dict:
     cache = tempfile.mkdtemp(prefix="symgrad-bench-cache-")
     started, load_start = time.monotonic(), _load_average()
     rows = []
+    measured: dict[str, dict] = {}   # model label -> its row, for a model in two sweeps
     try:
         over: dict[str, str] = {}   # sweep -> the model whose sympy.diff ran over budget
         for k, (sweep, spec) in enumerate(rows_to_run, 1):
             t0 = time.monotonic()
-            # a cache per row: a model met again in another sweep compiles cold again
+            if models.label(spec) in measured:     # tanh L=3 w=4: in the depth and width sweeps
+                rows.append({**measured[models.label(spec)], "sweep": sweep})
+                log(f"[{k}/{len(rows_to_run)}] {models.label(spec)}: measured above")
+                continue
             env = child_env(args, os.path.join(cache, f"row{k}"))
             skip = None if sweep not in over else \
                 f"skipped: the smaller {over[sweep]} was already over budget"
@@ -361,12 +391,14 @@ def run(args: argparse.Namespace, log=None) -> dict:
                 step = STEP_LABELS.get(naive["stopped_at"], naive["stopped_at"])
                 over.setdefault(sweep, f"{row['model']} ({step})")
             rows.append(row)
+            measured[row["model"]] = row
             log(f"[{k}/{len(rows_to_run)}] {row['model']}: {_row_summary(row)} "
                 f"({time.monotonic() - t0:.1f} s)")
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     meta = {"benchmark": "symbolic-vs-reverse", "samples": args.samples,
-            "repeats": args.repeats, "threads": args.threads, "budget_s": args.budget,
+            "repeats": args.repeats, "threads": args.threads, "jobs": args.jobs,
+            "budget_s": args.budget,
             "seed": args.seed, "machine": platform.machine(), "cpus": os.cpu_count(),
             "platform": platform.platform(), **versions(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -423,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="symbolic_vs_reverse.py",
         description="Direct symbolic differentiation (sympy.diff trees, + sympy.cse) against "
                     "reverse mode: sizes, derivation and compile times, kernel speed. The "
-                    "full default run takes about 15 minutes on 2 cores; --quick about one.")
+                    "full default run takes about 15 minutes on 2 cores; --depth 1..3 about 30 s.")
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -97,6 +97,19 @@ def test_option_parsers():
         hinge_sizes("4by3")
 
 
+def test_named_sweeps_run_alone():
+    from benchmarks.symbolic_vs_reverse import DEFAULTS, add_arguments, settle, specs
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    only_depth = settle(parser.parse_args(["--depth", "1..3"]))
+    assert [spec["depth"] for _, spec in specs(only_depth)] == [1, 2, 3]
+    everything = settle(parser.parse_args([]))
+    assert len(specs(everything)) == len(DEFAULTS["depth"]) + len(DEFAULTS["width"]) + \
+        len(DEFAULTS["hinge"])
+    assert settle(parser.parse_args(["--threads", "64"])).jobs == 1
+
+
 def test_max_rel_diff():
     assert max_rel_diff([1.0, 2.0], [1.0, 2.0]) == 0.0
     assert max_rel_diff([1.1, 2.0], [1.0, 2.0]) == pytest.approx(0.1)
