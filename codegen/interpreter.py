@@ -31,19 +31,20 @@ from codegen.source import Source
 from symgrad.ir import Op
 from symgrad.program import Assign, Guard, Operand, Program
 
-# Unrolled code's estimated compile cost, in plain statements (1.5-2 ms each): guarded
-# statements and relu, max and min (their NaN handling branches) count BRANCHY_WEIGHT
-# each. Measured (benchmarks/results/compile_scaling_interpreter.txt, cold, one core): a
-# 1,000-node random DAG, 2,200 statements, 4.0 s; 5,000 nodes, 7,800 statements, 15.4 s;
-# a 100-deep relu chain's gradient, 803 statements with 100 guarded and 100 relu, 6.1 s;
-# a 400-deep chain's loss, 1,200 statements with 400 relu, 7.7 s (1,000 deep: 28 s).
-# The interpreter costs 3.5-4.5 s the first time in a cache directory, 0.4 s to load
-# after that, and runs 1.1-1.3x the unrolled code's time on those DAGs, 2-3x on the
-# shallow relu chains (their ops are too cheap to hide the register traffic) and faster
-# on deep ones. Past INTERPRET_ABOVE (about 6 s of unrolled compile) the interpreter runs.
-BRANCHY_WEIGHT = 15
+# Unrolled code's estimated compile cost, in plain statements (about 2.5 ms each, cold,
+# one core); guarded statements and relu, max and min (their NaN handling branches) cost
+# BRANCHY_WEIGHT plain ones (about 9 ms more). Fitted to benchmarks/results/
+# compile_scaling_*.txt: a 1,000-node random DAG's gradient, about 1,700 statements, 5 s;
+# its 5,000-node loss, about 2,600 statements, 7.5 s; a 400-deep relu chain's loss, 1,200
+# statements with 400 relu, 7.7 s; a 100-deep chain's gradient, 803 statements with 100
+# guarded and 100 relu, 5.8 s. The interpreter costs 3.5-4.5 s the first time in a cache
+# directory and 0.4 s to load after that, and runs in 1.0-1.3x the unrolled code's time
+# on those DAGs, 2-2.5x on shallow relu chains (their ops are too cheap to hide the
+# register traffic), and faster on deep ones. Past INTERPRET_ABOVE (about 6 s of
+# unrolled compile) the interpreter runs.
+BRANCHY_WEIGHT = 4
 BRANCHY_OPS = frozenset({Op.RELU, Op.MAX, Op.MIN})
-INTERPRET_ABOVE = 4000
+INTERPRET_ABOVE = 2400
 
 # Pseudo-ops of the instruction set beyond the IR's: x ** n for an integer constant n in
 # 0..64 (the unrolled code prints such powers as `x ** 3`, which Numba multiplies out;
@@ -66,7 +67,7 @@ _NAMES = ("x", "y", "w")
 def cost(program: Program) -> int:
     """The unrolled chunk function's estimated compile cost, in plain statements."""
     statements = [s for s in (*program.prologue, *program.body) if isinstance(s, Assign)]
-    return len(statements) + BRANCHY_WEIGHT * sum(
+    return len(statements) + (BRANCHY_WEIGHT - 1) * sum(
         s.guard is not None or s.node.op in BRANCHY_OPS for s in statements)
 
 
