@@ -28,15 +28,18 @@ demo: $(STAMP)
 	$(BIN)/symgrad train examples/two_layer_net.py --steps 500 --optimizer sgd --lr 1e-4 \
 		--plot build/two_layer_loss.png
 
+# Workers: one per core, at most 4 (each compiles its own Numba kernels and holds ~2 GB).
+XDIST := -n auto --maxprocesses=4 --dist worksteal
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow"
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(XDIST)
 
 # The fast set with libm's exp/log/tanh in the CPU loops instead of codegen/vector_math.py.
 test-libm: $(STAMP)
-	SYMGRAD_MATH=libm $(BIN)/python -m pytest -q -m "not slow"
+	SYMGRAD_MATH=libm $(BIN)/python -m pytest -q $(XDIST) -m "not slow"
 
 fuzz: $(STAMP)
 	SYMGRAD_FUZZ_EXAMPLES=5000 SYMGRAD_FUZZ_COMPILED_EXAMPLES=5000 SYMGRAD_FUZZ_CUDA_EXAMPLES=5000 \
