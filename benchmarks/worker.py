@@ -40,16 +40,13 @@ STEPS = {"reverse": ("derive", "compile", "run"),
 def kernel_of(model, derivation):
     """The Kernel `symgrad.compile(model, derivation.method)` builds for a scalar model,
     from a derivation made here (so that its time is measured alone)."""
-    import numba
-
+    import codegen
     import symgrad
-    from codegen.module import generate
-    from symgrad.kernel import DEFAULT_MATH
+    from symgrad.options import CompileOptions
 
     start = time.perf_counter()
-    source = generate(derivation, version=symgrad.__version__,
-                      numba_version=numba.__version__, model_name=model.name, target="cpu",
-                      math=DEFAULT_MATH)
+    source = codegen.generate(derivation, CompileOptions(method=derivation.method), model,
+                              version=symgrad.__version__)
     timings = {"derive": derivation.seconds, "emit": time.perf_counter() - start}
     return symgrad.Kernel(source, derivation, timings)
 

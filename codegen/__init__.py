@@ -1,4 +1,28 @@
 """Code generation: from a scheduled symgrad program to a standalone kernel module.
 
-Reads symgrad's IR and schedule only; knows nothing about SymPy.
+Reads symgrad's IR, schedules and options only; knows nothing about SymPy.
+`generate` is the one entry: it hands the options to the writer of the model's kind.
 """
+
+from __future__ import annotations
+
+
+def generate(derivation, options, model, *, version: str) -> str:
+    """The module text of `model` (a symgrad.Model, read for its structure: nodes, name)
+    from its `derivation`, by `options` (a symgrad.options.CompileOptions)."""
+    import numba
+
+    common = dict(version=version, numba_version=numba.__version__, model_name=model.name)
+    if options.target == "cuda":
+        from codegen import cuda_module
+        return cuda_module.generate(derivation, options, param_nodes=model.param_nodes,
+                                    input_nodes=model.input_nodes,
+                                    prediction=model.predict_node, matrix=model.is_matrix,
+                                    **common)
+    if model.is_matrix:
+        from codegen import tensor_module
+        return tensor_module.generate(derivation, options, param_nodes=model.param_nodes,
+                                      input_nodes=model.input_nodes,
+                                      prediction=model.predict_node, **common)
+    from codegen import module
+    return module.generate(derivation, options, **common)

@@ -18,20 +18,13 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-import numba
-
 import symgrad
 from symgrad.derivation import Derivation, derive
 from symgrad.errors import OptionError
 from symgrad.model import Model
 
 
-# "cuda": codegen/cuda_module.py, kernels for Numba's CUDA target (see README, "CUDA").
-TARGETS = ("cpu", "cuda")
-MATH_MODES = ("vector", "libm")     # compile(math=...): codegen/vector_math.py or libm
-# The default of compile(math=...): "vector", or $SYMGRAD_MATH (`make test-libm` runs the
-# suite with "libm").
-DEFAULT_MATH = os.environ.get("SYMGRAD_MATH", "vector")
+from symgrad.options import CompileOptions, default_math
 
 
 def cache_dir() -> Path:
@@ -165,61 +158,34 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu",
     interpreter (codegen/interpreter.py: the same bits, a compile cost that does not grow
     with the model, slower to run), False unrolls it into compiled code, None (the
     default) interprets only programs too large to compile in reasonable time.
+
+    The arguments become one `symgrad.options.CompileOptions`, validated here and printed
+    in the module's header.
     """
     if not isinstance(model, Model):
         raise OptionError(f"compile() needs a symgrad.Model, got {type(model).__name__}")
+    options = CompileOptions(method=method, target=target, dtype=dtype, fastmath=fastmath,
+                             math=default_math() if math is None else math,
+                             interpret=interpret)
+    options.check(model)
+    return compile_with(model, options)
+
+
+def compile_with(model: Model, options: CompileOptions) -> Kernel:
+    """`compile` with its options already made (and checked against `model`)."""
     # Imported here: codegen imports symgrad.ir, so importing codegen first would
     # otherwise reach this module while codegen is half-initialised.
-    from codegen.module import generate
+    import codegen
 
-    if target not in TARGETS:
-        raise OptionError(f"target must be one of {TARGETS}, got {target!r}")
-    if dtype not in ("float64", "float32"):
-        raise OptionError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    if dtype != "float64" and not model.is_matrix:
-        raise OptionError("dtype='float32' is for matrix models; scalar models compute in "
-                          "float64 (their per-sample loops gain nothing from float32)")
-    math = DEFAULT_MATH if math is None else math
-    if math not in MATH_MODES:
-        raise OptionError(f"math must be one of {MATH_MODES}, got {math!r}")
-    if interpret not in (None, True, False):
-        raise OptionError(f"interpret must be True, False or None (automatic), got {interpret!r}")
-    if interpret and (model.is_matrix or target != "cpu"):
-        raise OptionError("interpret=True is for scalar models on target='cpu'; matrix models "
-                          "compile loops over tensors, whose size does not grow with the data")
-    if target == "cuda" and fastmath:
-        raise OptionError("fastmath=True is for target='cpu'; CUDA kernels compile with "
-                          "NVVM's defaults (which already contract to FMA)")
-    if model.is_matrix and method == "symbolic":
+    if model.is_matrix and options.method == "symbolic":
         # SymPy's matrix calculus fails on networks (ShapeError, wrong results): the
         # direct method differentiates the scalar expansion instead (small models only).
         from symgrad.expand import ExpandedKernel, expand_to_scalars
-        if dtype != "float64" or target != "cpu":
-            raise OptionError("method='symbolic' for a matrix model compiles its scalar "
-                              "expansion: float64 on the CPU only")
         expansion = expand_to_scalars(model)
-        return ExpandedKernel(expansion, compile(expansion.scalar_model, method="symbolic",
-                                                 math=math))
-    derivation = derive(model, method)
+        return ExpandedKernel(expansion, compile_with(expansion.scalar_model, options))
+    derivation = derive(model, options.method)
     start = time.perf_counter()
-    if target == "cuda":
-        from codegen import cuda_module
-        source = cuda_module.generate(
-            derivation, version=symgrad.__version__, numba_version=numba.__version__,
-            model_name=model.name, param_nodes=model.param_nodes,
-            input_nodes=model.input_nodes, prediction=model.predict_node,
-            matrix=model.is_matrix, dtype=dtype)
-    elif model.is_matrix:
-        from codegen import tensor_module
-        source = tensor_module.generate(
-            derivation, version=symgrad.__version__, numba_version=numba.__version__,
-            param_nodes=model.param_nodes, input_nodes=model.input_nodes,
-            prediction=model.predict_node, model_name=model.name, dtype=dtype,
-            fastmath=fastmath, math=math)
-    else:
-        source = generate(derivation, version=symgrad.__version__,
-                          numba_version=numba.__version__, model_name=model.name,
-                          target=target, fastmath=fastmath, math=math, interpret=interpret)
+    source = codegen.generate(derivation, options, model, version=symgrad.__version__)
     timings = {"derive": derivation.seconds, "emit": time.perf_counter() - start}
     return Kernel(source, derivation, timings)
 

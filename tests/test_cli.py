@@ -48,7 +48,7 @@ def test_compile_writes_the_kernels_module(capsys, tmp_path, method):
     kernel = symgrad.compile(load_model(POLY), method=method)
     source = out_path.read_text(encoding="utf-8")
     assert source == kernel.source
-    assert f"method: {method}" in source
+    assert f"method={method}" in source
     # Its cores run uncompiled here (cheap); the real import is the console-script test.
     module = load_file(out_path, f"cli_poly_{method}")
     params = np.array([PARAMS[name] for name in module.PARAMS])

@@ -142,12 +142,13 @@ class _Context:
         from symgrad.derivation import derive
         from symgrad.kernel import _load
         if (key, dtype) not in self.modules:
+            from symgrad.options import CompileOptions
             source = cuda_module.generate(
-                derive(model), version=self.symgrad.__version__,
-                numba_version=self.numba.__version__, model_name=model.name,
-                param_nodes=model.param_nodes, input_nodes=model.input_nodes,
-                prediction=model.predict_node, matrix=model.is_matrix, dtype=dtype,
-                launch=launch)
+                derive(model), CompileOptions(target="cuda", dtype=dtype),
+                version=self.symgrad.__version__, numba_version=self.numba.__version__,
+                model_name=model.name, param_nodes=model.param_nodes,
+                input_nodes=model.input_nodes, prediction=model.predict_node,
+                matrix=model.is_matrix, launch=launch)
             module = _load(source)
             wrapped = {}
             for name in module.KERNEL_SIGNATURES:

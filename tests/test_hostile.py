@@ -30,6 +30,7 @@ import symgrad
 import symgrad.errors
 from codegen import runtime
 from codegen.module import generate, write_atomic
+from symgrad.options import CompileOptions
 from symgrad.cli import main
 from symgrad.derivation import derive
 from symgrad.matrix import total
@@ -265,7 +266,8 @@ def pipeline(build, tmp_path: Path):
     d = derive(model)
     seconds["derive"] = time.perf_counter() - start
     start = time.perf_counter()
-    source = generate(d, version=symgrad.__version__, numba_version="-", model_name="hostile")
+    source = generate(d, CompileOptions(), version=symgrad.__version__, numba_version="-",
+                      model_name="hostile")
     seconds["generate"] = time.perf_counter() - start
     start = time.perf_counter()
     path = write_atomic(tmp_path / "hostile_kernel.py", source)

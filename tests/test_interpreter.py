@@ -146,7 +146,7 @@ def chain_model(depth: int) -> symgrad.Model:
 def check_deep_chain(depth: int):
     model = chain_model(depth)
     kernel = symgrad.compile(model)
-    assert "run as a program on the interpreter" in kernel.source.splitlines()[3]
+    assert "run as a program on the interpreter" in "".join(kernel.source.splitlines()[:8])
     rng = np.random.default_rng(depth)
     values = {p: float(v) for p, v in zip(kernel.params, rng.uniform(0.95, 1.05, depth))}
     data = {"x": rng.normal(size=300), "y": rng.normal(size=300)}

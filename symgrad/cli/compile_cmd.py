@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from symgrad.derivation import METHODS
-from symgrad.kernel import TARGETS
+from symgrad.options import TARGETS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
