@@ -34,7 +34,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import models, report  # noqa: E402
 from benchmarks.worker import STEPS as WORKER_STEPS  # noqa: E402
-from codegen.module import write_atomic  # noqa: E402
+from symgrad.files import write_atomic  # noqa: E402
 from symgrad.errors import OptionError, SymgradError  # noqa: E402
 from symgrad.measure import FAILED, OVER_BUDGET, Measure, follow  # noqa: E402
 

@@ -62,8 +62,7 @@ def chunk_function(src: Source, name: str, program: Program, batched: list[int],
                 sample_body(src, printer, program, [f"col{j}" for j in range(len(data_args))],
                             batched, "buf[{j}, k] = {value}", index="k")
             src.line("add_block_sums(buf, m, sums)")
-        with src.block(f"for j in range({width}):"):
-            src.line("row[j] = sums[j]")
+        _each_column(src, width, "row[{j}] = sums[{j}]")
     src.line()
     src.line()
 
@@ -181,15 +180,22 @@ def _chunk_loop(src: Source, chunk: str, data_args: list[str], width: int,
     data = "".join(f"{d}, " for d in data_args)
     src.line(f"n = {data_args[0]}.shape[0]")
     if jit:
-        src.line(f"n_chunks = (n + {CHUNK} - 1) // {CHUNK}")
+        src.line("n_chunks = (n + CHUNK - 1) // CHUNK")
         src.line(f"partial = np.zeros((n_chunks, {width}))")
         with src.block(f"for c in {'numba.prange' if parallel else 'range'}(n_chunks):"):
-            src.line(f"{chunk}(params, {data}c * {CHUNK}, min(n, (c + 1) * {CHUNK}), "
-                     f"partial[c])")
+            src.line(f"{chunk}(params, {data}c * CHUNK, min(n, (c + 1) * CHUNK), partial[c])")
     else:
         src.line(f"partial = _vm_partials({chunk}, params, ({data}), {width}, {parallel})")
         src.line("n_chunks = partial.shape[0]")
     src.line(f"total = np.zeros({width})")
     with src.block("for c in range(n_chunks):"):  # in chunk order: deterministic
+        _each_column(src, width, "total[{j}] += partial[c, {j}]")
+
+
+def _each_column(src: Source, width: int, statement: str) -> None:
+    """`statement` for j in 0..width-1: a loop, or one line when width is 1."""
+    if width == 1:
+        src.line(statement.format(j=0))
+    else:
         with src.block(f"for j in range({width}):"):
-            src.line("total[j] += partial[c, j]")
+            src.line(statement.format(j="j"))

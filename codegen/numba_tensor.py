@@ -82,6 +82,7 @@ def core_function(src: Source, name: str, tp: TensorProgram, doc: str,
         if size_source is not None:
             j, axis = size_source
             src.line(f"n = D{j}.shape[{axis}]")
+            nf_line = src.mark()
             src.line("nf = float(n)")
         offset = 0
         for i, shape in enumerate(param_shapes):
@@ -110,6 +111,8 @@ def core_function(src: Source, name: str, tp: TensorProgram, doc: str,
             src.line(f"out[0] = {names.ref(tp.outputs[0])}")
             if result == "loss_and_grad":
                 _write_flat(src, names, tp.outputs[1:], param_shapes, dest)
+    if size_source is not None:
+        src.drop_if_unused(nf_line, "nf")
     src.line()
 
 

@@ -37,6 +37,17 @@ class Source:
         finally:
             self._depth -= 1
 
+    def mark(self) -> int:
+        """The index of the next line (for `drop_if_unused`)."""
+        return len(self._lines)
+
+    def drop_if_unused(self, index: int, name: str) -> None:
+        """Remove line `index` (which defines `name`) when no later line reads `name`."""
+        import re
+        used = re.compile(rf"\b{re.escape(name)}\b")
+        if not any(used.search(line) for line in self._lines[index + 1:]):
+            del self._lines[index]
+
     def text(self) -> str:
         return "\n".join(self._lines) + "\n"
 

@@ -82,7 +82,7 @@ class Kernel:
         return entry
 
     def save(self, path: str | os.PathLike) -> Path:
-        from codegen.module import write_atomic
+        from symgrad.files import write_atomic
         return write_atomic(path, self.source)
 
     def warmup(self, optimizer=None, *, parallel: bool = False) -> dict[str, float]:
@@ -199,7 +199,7 @@ def _load(source: str, prefix: str = "_symgrad_kernel") -> ModuleType:
         return sys.modules[name]
     path = cache_dir() / f"{name}.py"
     if not path.exists() or path.read_text(encoding="utf-8") != source:
-        from codegen.module import write_atomic
+        from symgrad.files import write_atomic
         write_atomic(path, source)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)

@@ -89,7 +89,7 @@ def test_cli_compiles_every_example_for_cuda(tmp_path, capsys):
         assert cli_main(["compile", str(cm.ROOT / "examples" / f"{name}.py"), "--target",
                          "cuda", "-o", str(out)]) == 0
         text = out.read_text()
-        assert "; target: cuda;" in text and "KERNEL_SIGNATURES = {" in text
+        assert " target=cuda " in text and "KERNEL_SIGNATURES = {" in text
         compile(text, str(out), "exec")
     assert "wrote" in capsys.readouterr().out
 

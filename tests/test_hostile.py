@@ -29,7 +29,8 @@ import sympy as sp
 import symgrad
 import symgrad.errors
 from codegen import runtime
-from codegen.module import generate, write_atomic
+from codegen.module import generate
+from symgrad.files import write_atomic
 from symgrad.options import CompileOptions
 from symgrad.cli import main
 from symgrad.derivation import derive

@@ -71,7 +71,7 @@ def _unavailable(exc: Exception):
 
 
 def run_sizes(args: argparse.Namespace) -> int:
-    from codegen.module import write_atomic
+    from symgrad.files import write_atomic
     from symgrad.measure import sizes
     from symgrad.modelfile import load_model
 

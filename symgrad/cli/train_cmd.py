@@ -94,7 +94,7 @@ def _plot(history: list[float], path: str, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from codegen.module import write_atomic
+    from symgrad.files import write_atomic
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(range(len(history)), history)

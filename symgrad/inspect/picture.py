@@ -114,7 +114,7 @@ class GraphPicture:
 
     def save(self, path: str | os.PathLike, format: str | None = None) -> Path:
         """Write the picture atomically; the format comes from `format` or the extension."""
-        from codegen.module import write_atomic
+        from symgrad.files import write_atomic
 
         fmt = output_format(path, format)
         content = {"dot": self.dot, "svg": self.svg}.get(fmt, self.png)()

@@ -1,0 +1,48 @@
+"""Files that symgrad writes (kernel modules, pictures, benchmark JSON): all or nothing."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_atomic(path: str | os.PathLike, text: str | bytes) -> Path:
+    """Write text (or bytes) to path through a temporary file and a rename: all or nothing.
+
+    On any failure the temporary file is removed and an existing file at `path`
+    is left as it was.
+    """
+    from symgrad.errors import OutputPathError
+
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise OutputPathError(f"cannot write {str(path)!r}: it is a directory")
+    if not directory.is_dir():
+        why = "is not a directory" if directory.exists() else "does not exist"
+        raise OutputPathError(f"cannot write {str(path)!r}: {str(directory)!r} {why}")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise OutputPathError(f"cannot write {str(path)!r}: {_reason(exc)}") from None
+    try:
+        binary = isinstance(text, bytes)
+        with open(fd, "wb" if binary else "w", encoding=None if binary else "utf-8",
+                  closefd=True) as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise OutputPathError(f"cannot write {str(path)!r}: {_reason(exc)}") from None
+        raise
+    return path
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
