@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export SYMGRAD_CACHE_DIR ?= $(CURDIR)/build/kernel-cache
 
-.PHONY: venv demo test test-all test-libm fuzz clean
+.PHONY: venv demo test test-all test-libm fuzz snapshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q $(XDIST)
+
+# Rewrite tests/snapshots/ (the generated module of each example) after a codegen change.
+snapshots: $(STAMP)
+	$(BIN)/python tests/test_snapshots.py --update
 
 # The fast set with libm's exp/log/tanh in the CPU loops instead of codegen/vector_math.py.
 test-libm: $(STAMP)

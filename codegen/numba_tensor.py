@@ -177,7 +177,7 @@ def _write_flat(src: Source, names: _Names, grads, param_shapes, dest) -> None:
         offset += size
 
 
-def _load(names: _Names, a: Node, loop_shape: Shape, blocks=None) -> str:
+def _load(names: _Names, a: Node, blocks=None) -> str:
     """The element of `a` at (i, j) (a row or column of one broadcast); `blocks` maps
     arrays to their slice for the current block of rows."""
     if not a.shape:
@@ -190,7 +190,7 @@ def _load(names: _Names, a: Node, loop_shape: Shape, blocks=None) -> str:
     return f"{names.ref(a)}[{idx[0]}, {idx[1]}]"
 
 
-def _accumulator(r: Node, loop_shape: Shape) -> str:
+def _accumulator(r: Node) -> str:
     """How a SUM accumulates in its loop: "scalar" (a local for the whole loop: totals,
     and column sums of a one-column loop), "row" (a local reset per row: row sums), or
     "array" (column sums, one array element per column)."""
@@ -204,7 +204,7 @@ def _loop(src: Source, printer: ExprPrinter, names: _Names, loop: Loop,
     """Emit a fused loop; its stored arrays and sums named in `dest` are views of `out`."""
     body = loop.body
     outputs = body.outputs
-    kinds = {r: _accumulator(r, loop.shape) for r, _ in loop.accumulates}
+    kinds = {r: _accumulator(r) for r, _ in loop.accumulates}
     for m, _ in loop.stores:
         if m in dest:
             src.line(f"{names.ref(m)} = {dest[m]}")
@@ -248,7 +248,7 @@ def blocked_sums(loop: Loop) -> bool:
     running total is a chain of dependent adds that keeps the loop scalar; in a loop
     of many columns the totals are rare and the column loop vectorizes anyway."""
     return (bool(loop.shape) and loop.shape[1] == 1 and loop.shape[0] != 1
-            and any(_accumulator(r, loop.shape) == "scalar" for r, _ in loop.accumulates))
+            and any(_accumulator(r) == "scalar" for r, _ in loop.accumulates))
 
 
 def _blocked_loop(src, printer, names, loop: Loop, outputs, kinds) -> None:
@@ -286,7 +286,7 @@ def _loop_body(src, printer, names, loop: Loop, outputs, kinds, blocks=None,
     """One element: loads, the body, stores, and accumulations (`blocks` as in `_load`;
     a SUM in `buffered` stores its value in that row of `buf_` instead)."""
     for j, a in enumerate(loop.loads):
-        src.line(f"x{j} = {_load(names, a, loop.shape, blocks)}")
+        src.line(f"x{j} = {_load(names, a, blocks)}")
     src.lines(printer.statement(s) for s in loop.body.body)
     for m, k in loop.stores:
         if blocks and m in blocks:

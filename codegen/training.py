@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from codegen.source import Source
 
-JIT = '@numba.njit(cache=True, error_model="numpy", fastmath=FASTMATH)'''
+JIT = '@numba.njit(cache=True, error_model="numpy", fastmath=FASTMATH)'
 # Reassociation (vectorised sums) and FMA contraction, but no assumptions about NaN or
-# inf, so checks for them keep working (measured: ../shared/NOTES.md).
+# inf, so checks for them keep working (measured: docs/numba-facts.md).
 FASTMATH_FLAGS = ("contract", "nsz", "reassoc")
 
 

@@ -1,7 +1,7 @@
 """The direct method for matrix models, at small sizes: expand into scalars.
 
 SymPy's own matrix calculus fails on typical networks (ShapeError with concrete
-shapes, silently wrong results in some cases; see ../shared/NOTES.md), so the
+shapes, silently wrong results in some cases; see docs/numba-facts.md), so the
 lecture's "differentiate the whole formula" is done on the scalar expansion
 instead: one sample's loss (the batch size set to 1) written entrywise, each
 matrix entry a scalar symbol. That is exact when the loss is a sum (or mean) of

@@ -64,7 +64,6 @@ class TensorProgram:
     inputs: tuple[Node, ...]
     kernels: list[Kernel]
     outputs: tuple[Node, ...]
-    arrays: set[Node]               # nodes held in arrays (or scalar variables) between kernels
 
 
 def tensor_schedule(outputs: Sequence[Node], params: Sequence[Node], inputs: Sequence[Node]
@@ -72,7 +71,6 @@ def tensor_schedule(outputs: Sequence[Node], params: Sequence[Node], inputs: Seq
     order = toposort(outputs)
     kernel_of: dict[Node, int] = {}     # producing kernel; leaves are not in it
     kernels: list[Kernel] = []
-    loop_of_shape: dict[Shape, list[int]] = {}
 
     def ready_before(a: Node, k: int) -> bool:
         return a not in kernel_of or kernel_of[a] < k
@@ -103,7 +101,6 @@ def tensor_schedule(outputs: Sequence[Node], params: Sequence[Node], inputs: Seq
             else:
                 loop = Loop(x.shape, reductions=[n])
                 new_kernel(loop, n)
-                loop_of_shape.setdefault(x.shape, []).append(len(kernels) - 1)
         else:
             candidates = sorted({kernel_of[a] for a in n.args if a in kernel_of
                                  and isinstance(kernels[kernel_of[a]], Loop)
@@ -123,8 +120,7 @@ def tensor_schedule(outputs: Sequence[Node], params: Sequence[Node], inputs: Seq
     for k, kernel in enumerate(kernels):
         if isinstance(kernel, Loop):
             _finish(kernel, used_outside)
-    arrays = {n for n in order if n in used_outside and n.op is not Op.CONST}
-    return TensorProgram(tuple(params), tuple(inputs), kernels, tuple(outputs), arrays)
+    return TensorProgram(tuple(params), tuple(inputs), kernels, tuple(outputs))
 
 
 def _used_outside(order, outputs, kernel_of) -> set[Node]:
