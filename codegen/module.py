@@ -79,12 +79,11 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
         f"BLOCK = {numba_cpu.BLOCK}     # samples per block of the chunk functions' sums",
         training.fastmath_line(fastmath),
         "",
-        *support_block(codegen.runtime, codegen.optimizers,
-                       *([codegen.scalar_math, codegen.block_sums] if d.inputs else []),
-                       *([codegen.vector_math] if vector else [])),
+        *names_table([("p", "PARAMS", d.params), ("x", "INPUTS", d.inputs)],
+                     "t<k> are temporaries, m<k> the guards of branches"),
+        "",
+        "",
     ])
-    if any(on_vm.values()):
-        interpreter.interpreter_functions(src, math)
     cores = [("_loss", lp, "Total loss.", l_results),
              ("_loss_and_grad", gp, "Total loss, then the gradient of each param in PARAMS "
                                     "order.", g_results)]
@@ -108,7 +107,31 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
     src.line()
     src.line()
     src.lines(training.TRAIN_ENTRY_POINTS.splitlines())
+    src.line()
+    src.line()
+    src.lines(support_block(codegen.runtime, codegen.optimizers,
+                            *([codegen.scalar_math, codegen.block_sums] if d.inputs else []),
+                            *([codegen.vector_math] if vector else [])))
+    if any(on_vm.values()):
+        interpreter.interpreter_functions(src, math)
     return src.text()
+
+
+def names_table(groups, note: str = "") -> list[str]:
+    """Comment lines mapping the kernels' names to the user's: groups of (prefix, the
+    module constant listing the names, names or (name, shape) pairs)."""
+    import textwrap
+
+    entries = []
+    for prefix, constant, names in groups:
+        for i, name in enumerate(names):
+            if isinstance(name, tuple):
+                entries.append(f"{prefix}{i} = {ascii(name[0])} {tuple(name[1])}")
+            else:
+                entries.append(f"{prefix}{i} = {ascii(name)}")
+    text = "Names in the kernels: " + ", ".join(entries) + (f"; {note}" if note else "") + \
+        ". The support code (argument checks, optimizers, math) is at the end of the file."
+    return textwrap.wrap(text, 88, initial_indent="# ", subsequent_indent="# ")
 
 
 _ENTRY_POINTS = '''\

@@ -49,7 +49,10 @@ class Source:
             del self._lines[index]
 
     def text(self) -> str:
-        return "\n".join(self._lines) + "\n"
+        lines = list(self._lines)
+        while lines and not lines[-1]:
+            lines.pop()
+        return "\n".join(lines) + "\n"
 
 
 def support_block(*modules) -> list[str]:

@@ -12,6 +12,7 @@ import codegen.optimizers
 import codegen.runtime
 import codegen.vector_math
 from codegen import numba_cpu, numba_tensor, training
+from codegen.module import names_table
 from codegen.source import Source, support_block
 from symgrad.ir import Node, add
 from symgrad.tensor_program import Loop, tensor_schedule
@@ -76,9 +77,11 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
         *([f"BLOCK = {numba_cpu.BLOCK}     # rows per block of the blocked totals"]
           if blocked else []),
         "",
-        *support_block(codegen.runtime, codegen.optimizers,
-                       *([codegen.vector_math] if vector else []),
-                       *([codegen.block_sums] if blocked else [])),
+        *names_table([("P", "PARAMS", list(zip(d.params, param_shapes))),
+                      ("D", "INPUTS", list(zip(d.inputs, input_shapes)))],
+                     "A<k> are arrays between kernels, s<k> scalars"),
+        "",
+        "",
     ])
     numba_tensor.core_function(src, "_loss_core", lp, "Total loss into out[0].",
                                param_shapes, size_source, "loss", dtype, math)
@@ -99,6 +102,11 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
     src.line()
     src.line()
     src.lines(training.TRAIN_ENTRY_POINTS.splitlines())
+    src.line()
+    src.line()
+    src.lines(support_block(codegen.runtime, codegen.optimizers,
+                            *([codegen.vector_math] if vector else []),
+                            *([codegen.block_sums] if blocked else [])))
     return src.text()
 
 
