@@ -54,7 +54,7 @@ built = time.perf_counter() - start
 jit = kernel.warmup(optim.SGD(lr=1e-3))
 train = jit.pop("jit_train", 0.0)
 jit = sum(jit.values())
-cores = [kernel.module._loss_and_grad_core, getattr(kernel.module, "_train_sgd_step", None)]
+cores = [kernel.module._loss_and_grad_core, getattr(kernel.module, "_train_sgd", None)]
 hits = sum(sum(f.stats.cache_hits.values()) for f in cores if f is not None)
 print(json.dumps({"build": built, "jit": jit, "train": train, "total": built + jit + train,
                   "cache_hits": hits, "functions": own}))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import codegen.optimizers
 import codegen.runtime
-from codegen import numba_cuda, numba_cuda_tensor, training
+from codegen import numba_cuda, numba_cuda_tensor, optimizer_rules, training
 from codegen.module import loss_and_grad_program, loss_program
 from codegen.numba_cuda import DEFAULT_LAUNCH, KernelSet, Launch
 from codegen.source import Source, support_block
@@ -59,7 +59,7 @@ def generate(d: Derivation, options: CompileOptions | None = None, *, version: s
     else:
         constants, entry = _scalar_cores(kernels, host, d, launch)
     n_theta = len(d.params) if not matrix else sum(prod(p.shape) for p in param_nodes)
-    for kernel in ("_sgd_kernel", "_rmsprop_kernel", "_adam_kernel"):
+    for kernel in optimizer_rules.kernel_names():
         kernels.sign(kernel, [numba_cuda.array_type(dtype, 1), "float64[::1]",
                               "float64[:, ::1]", "float64[::1]", "int64", "float64[::1]",
                               "int64"])
@@ -93,8 +93,10 @@ def generate(d: Derivation, options: CompileOptions | None = None, *, version: s
         f"SPLIT_TARGET = {launch.split_target}   # blocks to aim for by splitting the inner dim,",
         f"SPLIT_MIN_DEPTH = {launch.split_min_depth}  # inner-dim elements per split at least",
         "",
+        *optimizer_rules.constants(),
         *support_block(codegen.runtime, codegen.optimizers, SUPPORT),
     ])
+    optimizer_rules.cuda_kernels(src)
     kernels.emit(src)
     src.lines(host.text().splitlines())
     src.lines(entry.splitlines())
@@ -240,10 +242,10 @@ def loss(params, data=None):
     return float(out.copy_to_host()[0])
 
 
-def _train_core(theta, *args):
-    """(theta, *data, kind, hyper, state, first_step, steps, history), as on the CPU."""
-    columns, rest = args[:len(args) - 6], args[len(args) - 6:]
-    device_train(_loss_and_grad_core, theta, columns, *rest)
+def _train_core(theta, data, kind, hyper, state, first_step, steps, history):
+    """As on the CPU: `steps` updates of theta by the optimizer of `kind`."""
+    device_train(_loss_and_grad_core, theta, data, kind, hyper, state, first_step, steps,
+                 history)
 
 
 def _trainer(columns):

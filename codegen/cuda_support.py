@@ -263,66 +263,6 @@ def sum_all(partial, result):
 
 # ---- optimizers: codegen/optimizers.py's arithmetic, one thread per parameter ----
 
-@cuda.jit
-def _sgd_kernel(theta, out, state, hyper, step, history, s):
-    if cuda.grid(1) == 0:
-        history[s] = out[0]
-    lr, momentum, dampening, weight_decay, nesterov = hyper[0], hyper[1], hyper[2], \
-        hyper[3], hyper[4]
-    for k in range(cuda.grid(1), theta.shape[0], cuda.gridsize(1)):
-        g = out[1 + k]
-        if weight_decay != 0.0:
-            g = g + weight_decay * theta[k]
-        if momentum != 0.0:
-            if step == 0:
-                state[0, k] = g
-            else:
-                state[0, k] = state[0, k] * momentum + (1.0 - dampening) * g
-            g = g + momentum * state[0, k] if nesterov != 0.0 else state[0, k]
-        theta[k] = theta[k] + (-lr) * g
-
-
-@cuda.jit
-def _rmsprop_kernel(theta, out, state, hyper, step, history, s):
-    if cuda.grid(1) == 0:
-        history[s] = out[0]
-    lr, alpha, eps, weight_decay = hyper[0], hyper[1], hyper[2], hyper[3]
-    for k in range(cuda.grid(1), theta.shape[0], cuda.gridsize(1)):
-        g = out[1 + k]
-        if weight_decay != 0.0:
-            g = g + weight_decay * theta[k]
-        state[0, k] = state[0, k] * alpha + (1.0 - alpha) * g * g
-        avg = _sqrt(state[0, k]) + eps
-        theta[k] = theta[k] + (-lr) * g / avg
-
-
-@cuda.jit
-def _adam_kernel(theta, out, state, hyper, step, history, s):
-    if cuda.grid(1) == 0:
-        history[s] = out[0]
-    t = step + 1
-    lr, beta1, beta2, eps, weight_decay = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
-    bias_correction1 = 1.0 - beta1 ** t
-    bias_correction2 = 1.0 - beta2 ** t
-    step_size = lr / bias_correction1
-    bias_correction2_sqrt = _sqrt(bias_correction2)
-    w = 1.0 - beta1
-    for k in range(cuda.grid(1), theta.shape[0], cuda.gridsize(1)):
-        g = out[1 + k]
-        if weight_decay != 0.0:
-            g = g + weight_decay * theta[k]
-        if w < 0.5:     # torch.lerp's two formulas
-            state[0, k] = state[0, k] + w * (g - state[0, k])
-        else:
-            state[0, k] = g - (g - state[0, k]) * (1.0 - w)
-        state[1, k] = state[1, k] * beta2 + (1.0 - beta2) * g * g
-        denom = _sqrt(state[1, k]) / bias_correction2_sqrt + eps
-        theta[k] = theta[k] + (-step_size) * state[0, k] / denom
-
-
-OPTIMIZER_KERNELS = (_sgd_kernel, _rmsprop_kernel, _adam_kernel)
-
-
 def device_train(loss_and_grad_core, theta, columns, kind, hyper, state, first_step, steps,
                  history):
     """`steps` updates of the device vector theta in place; the loss and gradient stay

@@ -14,7 +14,7 @@ import codegen.runtime
 import codegen.block_sums
 import codegen.scalar_math
 import codegen.vector_math
-from codegen import interpreter, numba_cpu, training
+from codegen import interpreter, numba_cpu, optimizer_rules, training
 from codegen.source import Source, support_block
 from symgrad.program import Program, schedule
 
@@ -109,6 +109,7 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
     src.lines(training.TRAIN_ENTRY_POINTS.splitlines())
     src.line()
     src.line()
+    optimizer_rules.cpu_steps(src)
     src.lines(support_block(codegen.runtime, codegen.optimizers,
                             *([codegen.scalar_math, codegen.block_sums] if d.inputs else []),
                             *([codegen.vector_math] if vector else [])))

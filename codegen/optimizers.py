@@ -1,29 +1,16 @@
-"""Optimizer updates on a flat parameter vector, numerically the same as PyTorch's.
+"""Optimizer specs: `optimizer_spec` checks an optimizer's hyper-parameters.
 
-Embedded verbatim in every generated module (after `codegen/runtime.py`, whose
-errors it uses), and importable on its own for tests. Each update mirrors the
-arithmetic of PyTorch's single-tensor implementation, operation for operation
-(`lerp`, `addcmul`, `addcdiv` evaluate left to right), so that a step from the
-same state agrees to rounding.
+Embedded verbatim in every generated module (after `codegen/runtime.py`, whose errors it
+uses), next to the registry's table and update steps, which codegen/optimizer_rules.py
+prints there; importable on its own for symgrad.optim and the tests.
 """
 
 import math
 
-import numba
 import numpy as np
 
+from codegen.optimizer_rules import N_HYPER, OPTIMIZERS  # symgrad: not embedded
 from codegen.runtime import ArgumentError  # symgrad: not embedded
-
-# name -> (kind, {hyper-parameter: default}); None marks a required value.
-OPTIMIZERS = {
-    "sgd": (0, {"lr": None, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0,
-                "nesterov": 0.0}),
-    "rmsprop": (1, {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0}),
-    "adam": (2, {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
-                 "weight_decay": 0.0}),
-}
-N_HYPER = 5
-N_STATE = 2
 
 
 def optimizer_spec(optimizer):
@@ -60,70 +47,3 @@ def _check_together(name, values):
     for key in ("beta1", "beta2") if name == "adam" else ():
         if values[key] >= 1.0:
             raise ArgumentError(f"adam {key} must be < 1, got {values[key]!r}")
-
-
-@numba.njit(cache=True)
-def sgd_step(theta, grad, state, hyper, step):
-    """One SGD update of theta in place; `step` counts from 0; state is (2, len(theta))."""
-    _sgd(theta, grad, state[0], hyper, step)
-
-
-@numba.njit(cache=True)
-def rmsprop_step(theta, grad, state, hyper, step):
-    _rmsprop(theta, grad, state[0], hyper)
-
-
-@numba.njit(cache=True)
-def adam_step(theta, grad, state, hyper, step):
-    _adam(theta, grad, state[0], state[1], hyper, step + 1)
-
-
-
-@numba.njit(cache=True)
-def _sgd(theta, grad, buf, hyper, step):
-    lr, momentum, dampening, weight_decay, nesterov = hyper[0], hyper[1], hyper[2], \
-        hyper[3], hyper[4]
-    for k in range(theta.shape[0]):
-        g = grad[k]
-        if weight_decay != 0.0:
-            g = g + weight_decay * theta[k]
-        if momentum != 0.0:
-            if step == 0:
-                buf[k] = g
-            else:
-                buf[k] = buf[k] * momentum + (1.0 - dampening) * g
-            g = g + momentum * buf[k] if nesterov != 0.0 else buf[k]
-        theta[k] = theta[k] + (-lr) * g
-
-
-@numba.njit(cache=True)
-def _rmsprop(theta, grad, square_avg, hyper):
-    lr, alpha, eps, weight_decay = hyper[0], hyper[1], hyper[2], hyper[3]
-    for k in range(theta.shape[0]):
-        g = grad[k]
-        if weight_decay != 0.0:
-            g = g + weight_decay * theta[k]
-        square_avg[k] = square_avg[k] * alpha + (1.0 - alpha) * g * g
-        avg = np.sqrt(square_avg[k]) + eps
-        theta[k] = theta[k] + (-lr) * g / avg
-
-
-@numba.njit(cache=True)
-def _adam(theta, grad, exp_avg, exp_avg_sq, hyper, t):
-    lr, beta1, beta2, eps, weight_decay = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
-    bias_correction1 = 1.0 - beta1 ** t
-    bias_correction2 = 1.0 - beta2 ** t
-    step_size = lr / bias_correction1
-    bias_correction2_sqrt = math.sqrt(bias_correction2)
-    w = 1.0 - beta1
-    for k in range(theta.shape[0]):
-        g = grad[k]
-        if weight_decay != 0.0:
-            g = g + weight_decay * theta[k]
-        if w < 0.5:     # torch.lerp's two formulas
-            exp_avg[k] = exp_avg[k] + w * (g - exp_avg[k])
-        else:
-            exp_avg[k] = g - (g - exp_avg[k]) * (1.0 - w)
-        exp_avg_sq[k] = exp_avg_sq[k] * beta2 + (1.0 - beta2) * g * g
-        denom = np.sqrt(exp_avg_sq[k]) / bias_correction2_sqrt + eps
-        theta[k] = theta[k] + (-step_size) * exp_avg[k] / denom

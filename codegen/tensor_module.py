@@ -11,7 +11,7 @@ import codegen.block_sums
 import codegen.optimizers
 import codegen.runtime
 import codegen.vector_math
-from codegen import numba_cpu, numba_tensor, training
+from codegen import numba_cpu, numba_tensor, optimizer_rules, training
 from codegen.module import names_table
 from codegen.source import Source, support_block
 from symgrad.ir import Node, add
@@ -104,6 +104,7 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
     src.lines(training.TRAIN_ENTRY_POINTS.splitlines())
     src.line()
     src.line()
+    optimizer_rules.cpu_steps(src)
     src.lines(support_block(codegen.runtime, codegen.optimizers,
                             *([codegen.vector_math] if vector else []),
                             *([codegen.block_sums] if blocked else [])))

@@ -4,6 +4,7 @@ function, over the `_loss_and_grad_core(theta, *data, out)` convention
 
 from __future__ import annotations
 
+from codegen.optimizer_rules import RULES
 from codegen.source import Source
 
 JIT = '@numba.njit(cache=True, error_model="numpy", fastmath=FASTMATH)'
@@ -17,32 +18,32 @@ def fastmath_line(fastmath: bool) -> str:
     return f"FASTMATH = {{{flags}}}" if fastmath else "FASTMATH = False   # strict IEEE order"
 
 
-STEPS = ("sgd_step", "rmsprop_step", "adam_step")     # by optimizer kind
-
-
 def train_core(src: Source, n_data: int, suffix: str = "", jit: bool = True) -> None:
-    """Emit `_train_core{suffix}(theta, *data, kind, hyper, state, first_step, steps,
-    history)`, which calls `_loss_and_grad_core{suffix}`: one jitted loop per optimizer,
-    each compiled only when first used, behind a Python function choosing by kind
-    (`jit=False`: plain Python loops, around a core on the interpreter)."""
+    """Emit `_train_core{suffix}(theta, data, kind, hyper, state, first_step, steps,
+    history)`, which calls `_loss_and_grad_core{suffix}`: one jitted loop per optimizer of
+    codegen/optimizer_rules.py, each compiled only when first used, behind a Python
+    function choosing by kind (`jit=False`: plain Python loops, around a core on the
+    interpreter)."""
     data = "".join(f"d{j}, " for j in range(n_data))
-    for step in STEPS:
+    for rule in RULES:
         if jit:
             src.line(JIT)
-        with src.block(f"def _train_{step}{suffix}(theta, {data}hyper, state, first_step, "
+        with src.block(f"def _train_{rule.name}{suffix}(theta, {data}hyper, state, first_step, "
                        f"steps, history):"):
-            src.line(f'"""steps {step[:-5]} updates of theta in place; history[s] = loss '
+            src.line(f'"""steps {rule.name} updates of theta in place; history[s] = loss '
                      f'before step s."""')
             src.line("out = np.empty(1 + theta.shape[0])")
             with src.block("for s in range(steps):"):
                 src.line(f"_loss_and_grad_core{suffix}(theta, {data}out)")
                 src.line("history[s] = out[0]")
-                src.line(f"{step}(theta, out[1:], state, hyper, first_step + s)")
+                src.line(f"{rule.name}_step(theta, out[1:], state, hyper, first_step + s)")
         src.line()
         src.line()
-    with src.block(f"def _train_core{suffix}(theta, *args):"):
-        src.line(f"loop = ({', '.join(f'_train_{step}{suffix}' for step in STEPS)})[args[-6]]")
-        src.line("return loop(theta, *args[:-6], *args[-5:])")
+    loops = "".join(f"_train_{rule.name}{suffix}, " for rule in RULES)
+    with src.block(f"def _train_core{suffix}(theta, data, kind, hyper, state, first_step, steps, "
+                   f"history):"):
+        src.line(f"loop = ({loops})[kind]     # kinds: OPTIMIZERS")
+        src.line("loop(theta, *data, hyper, state, first_step, steps, history)")
     src.line()
     src.line()
 
@@ -74,7 +75,7 @@ def train_step(params, data=None, optimizer=None, steps=1, state=None):
         raise ArgumentError("the optimizer state does not belong to this optimizer and model")
     history = np.empty(int(steps))
     buffers = state["buffers"].copy()
-    _trainer(columns)(theta, *columns, kind, hyper, buffers, state["step"], int(steps),
+    _trainer(columns)(theta, columns, kind, hyper, buffers, state["step"], int(steps),
                       history)
     new_state = {"kind": kind, "step": state["step"] + int(steps), "buffers": buffers}
     return _unpack(theta, given), history, new_state'''

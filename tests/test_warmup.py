@@ -21,9 +21,9 @@ def test_warmup_compiles_the_training_loop_not_loss_nor_the_parallel_core():
     jit = kernel.warmup(optim.RMSprop(lr=1e-3))
     assert set(jit) == {"jit_loss_and_grad", "jit_train"}
     done = _compiled(kernel.module)
-    assert done["_train_rmsprop_step"] == 1 and done["_loss_and_grad_core"] == 1
+    assert done["_train_rmsprop"] == 1 and done["_loss_and_grad_core"] == 1
     assert done["_loss_core"] == 0 and done["_loss_and_grad_core_par"] == 0
-    assert done["_train_sgd_step"] == 0 and done["_train_rmsprop_step_par"] == 0
+    assert done["_train_sgd"] == 0 and done["_train_rmsprop_par"] == 0
     data = {"x": np.linspace(-1, 1, 50), "y": np.linspace(0, 1, 50)}
     kernel.train({"a": 0.5, "b": 0.1}, data, optim.RMSprop(lr=1e-3), 3)
     assert _compiled(kernel.module) == done          # the run compiled nothing new
