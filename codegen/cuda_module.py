@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import codegen.optimizers
 import codegen.runtime
-from codegen import numba_cuda, numba_cuda_tensor, optimizer_rules, training
+from codegen import numba_cuda, numba_cuda_tensor, optimizer_rules, templates, training
 from codegen.module import loss_and_grad_program, loss_program
 from codegen.numba_cuda import DEFAULT_LAUNCH, KernelSet, Launch
 from codegen.source import Source, support_block
@@ -102,7 +102,7 @@ def generate(d: Derivation, options: CompileOptions | None = None, *, version: s
     src.lines(entry.splitlines())
     src.line()
     src.line()
-    src.lines(training.TRAIN_ENTRY_POINTS.splitlines())
+    src.lines(templates.lines('train_entry'))
     src.line()
     src.line()
     src.lines(kernels.table())
@@ -123,7 +123,8 @@ def _scalar_cores(kernels: KernelSet, host: Source, d: Derivation, launch: Launc
         f"REDUCTION = {d.reduction!a}",
         "DTYPE = np.float64",
     ]
-    return constants, _SCALAR_ENTRY_POINTS + "\n\n\n" + _SHARED_ENTRY_POINTS
+    return constants, "\n\n\n".join(templates.text(name) for name in
+                                       ("cuda_scalar_entry", "cuda_shared_entry"))
 
 
 def _matrix_cores(kernels: KernelSet, host: Source, d: Derivation, param_nodes, input_nodes,
@@ -150,122 +151,12 @@ def _matrix_cores(kernels: KernelSet, host: Source, d: Derivation, param_nodes, 
         f"DTYPE = np.{dtype}",
         *numba_cuda_tensor.param_layout(param_shapes),
     ]
-    entry = _MATRIX_ENTRY_POINTS + "\n\n\n" + (_PREDICT if prediction is not None
-                                                else _NO_PREDICT)
-    return constants, entry + "\n\n\n" + _SHARED_ENTRY_POINTS
+    predict = "cuda_predict" if prediction is not None else "cuda_no_predict"
+    return constants, "\n\n\n".join(templates.text(name) for name in
+                                       ("cuda_matrix_entry", predict, "cuda_shared_entry"))
 
 
-_SCALAR_ENTRY_POINTS = '''\
-def _pack(params):
-    return device_vector(check_params(params, PARAMS)), None
 
 
-def _columns(data):
-    host, device = split_device("input", data, np.float64)
-    checked, _ = check_data(host, INPUTS, REDUCTION)
-    return to_device_columns(INPUTS, checked, device)
 
 
-def _unpack(theta, given):
-    return dict(zip(PARAMS, theta.copy_to_host().tolist()))
-
-
-def loss_and_grad(params, data=None):
-    """(total loss, {param name: gradient}), arguments as for loss()."""
-    theta, _ = _pack(params)
-    columns = _columns(data)
-    out = cuda.device_array(1 + len(PARAMS))
-    _loss_and_grad_core(theta, *columns, out)
-    host = out.copy_to_host()
-    return float(host[0]), dict(zip(PARAMS, host[1:].tolist()))'''
-
-_MATRIX_ENTRY_POINTS = '''\
-def _pack(params):
-    """The params as one flat device vector, and what _unpack needs: the shapes they
-    were given in and whether they were device arrays."""
-    host, device = split_device("param", params, DTYPE)
-    theta, given = pack_params(host, PARAMS, PARAM_SHAPES, DTYPE)
-    theta = cuda.to_device(theta)
-    offset = 0
-    for name, shape in zip(PARAMS, PARAM_SHAPES):
-        size = int(np.prod(shape))
-        if name in device:
-            theta[offset:offset + size].copy_to_device(device[name].reshape(size))
-        offset += size
-    return theta, (given, bool(device))
-
-
-def _columns(data):
-    if not INPUTS:
-        if data:
-            raise UnknownArgumentError("this model has no inputs")
-        return ()
-    host, device = split_device("input", data, DTYPE)
-    checked = check_arrays(host, INPUTS, INPUT_SHAPES, BATCH, DTYPE)[0]
-    return to_device_columns(INPUTS, [a.reshape(1) if a.ndim == 0 else a for a in checked],
-                             device)
-
-
-def _unpack(flat, given):
-    """Flat device values as {name: array}: NumPy arrays, or device arrays (views of
-    `flat`) where the params were given on the device."""
-    shapes, on_device = given
-    if not on_device:
-        return unpack_grads(flat.copy_to_host(), PARAMS, shapes)
-    out, offset = {}, 0
-    for name, shape in zip(PARAMS, shapes):
-        size = int(np.prod(shape))
-        part = flat[offset:offset + size]
-        out[name] = float(part.copy_to_host()[0]) if shape == () else part.reshape(shape)
-        offset += size
-    return out
-
-
-def loss_and_grad(params, data=None):
-    """(total loss, {param name: gradient of the param's shape})."""
-    theta, given = _pack(params)
-    columns = _columns(data)
-    out = cuda.device_array(1 + theta.shape[0])
-    _loss_and_grad_core(theta, *columns, out)
-    if given[1]:
-        return float(out[0:1].copy_to_host()[0]), _unpack(out[1:], given)
-    host = out.copy_to_host()
-    return float(host[0]), unpack_grads(host[1:], PARAMS, given[0])'''
-
-_SHARED_ENTRY_POINTS = '''\
-def loss(params, data=None):
-    """The total loss; arguments as for the CPU module (NumPy or device arrays)."""
-    theta, _ = _pack(params)
-    columns = _columns(data)
-    out = cuda.device_array(1)
-    _loss_core(theta, *columns, out)
-    return float(out.copy_to_host()[0])
-
-
-def _train_core(theta, data, kind, hyper, state, first_step, steps, history):
-    """As on the CPU: `steps` updates of theta by the optimizer of `kind`."""
-    device_train(_loss_and_grad_core, theta, data, kind, hyper, state, first_step, steps,
-                 history)
-
-
-def _trainer(columns):
-    return _train_core'''
-
-_PREDICT = '''\
-def predict(params, data=None):
-    """The model's prediction for each sample (a 2-D array, batch first); a device
-    array when the params were given as device arrays."""
-    theta, given = _pack(params)
-    result, transposed = _predict_core(theta, *_columns(data))
-    if given[1] and not transposed and len(result.shape) == 2:
-        copy = cuda.device_array(result.shape, result.dtype)
-        copy.copy_to_device(result)
-        return copy
-    host = result.copy_to_host()
-    host = host.reshape(1, 1) if host.ndim == 1 else (host.T.copy() if transposed else host)
-    return cuda.to_device(host) if given[1] else host'''
-
-_NO_PREDICT = '''\
-def predict(params, data=None):
-    """Not available: the model was built without predict=."""
-    raise ArgumentError("this model has no prediction; build it with Model(..., predict=...)")'''

@@ -14,7 +14,7 @@ import codegen.runtime
 import codegen.block_sums
 import codegen.scalar_math
 import codegen.vector_math
-from codegen import interpreter, numba_cpu, optimizer_rules, training
+from codegen import interpreter, numba_cpu, optimizer_rules, templates, training
 from codegen.source import Source, support_block
 from symgrad.program import Program, schedule
 
@@ -103,10 +103,10 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
     if len(variants) == 1:
         src.lines(["_loss_core_par = _loss_core", "_loss_and_grad_core_par = _loss_and_grad_core",
                    "_train_core_par = _train_core", "", ""])
-    src.lines(_ENTRY_POINTS.splitlines())
+    src.lines(templates.lines('scalar_entry'))
     src.line()
     src.line()
-    src.lines(training.TRAIN_ENTRY_POINTS.splitlines())
+    src.lines(templates.lines('train_entry'))
     src.line()
     src.line()
     optimizer_rules.cpu_steps(src)
@@ -135,42 +135,3 @@ def names_table(groups, note: str = "") -> list[str]:
     return textwrap.wrap(text, 88, initial_indent="# ", subsequent_indent="# ")
 
 
-_ENTRY_POINTS = '''\
-def _pack(params):
-    return check_params(params, PARAMS), [()] * len(PARAMS)
-
-
-def _columns(data):
-    return check_data(data, INPUTS, REDUCTION)[0]
-
-
-def _unpack(theta, given):
-    return dict(zip(PARAMS, theta.tolist()))
-
-
-def _parallel(columns):
-    """Whether a batch spans several chunks (and so runs the parallel variant)."""
-    return bool(columns) and columns[0].shape[0] > CHUNK
-
-
-def _trainer(columns):
-    return _train_core_par if _parallel(columns) else _train_core
-
-
-def loss(params, data=None):
-    """The total loss: params maps each name in PARAMS to a number; data maps each
-    name in INPUTS to a 1-D float array (one value per sample)."""
-    p = check_params(params, PARAMS)
-    columns, _ = check_data(data, INPUTS, REDUCTION)
-    out = np.empty(1)
-    (_loss_core_par if _parallel(columns) else _loss_core)(p, *columns, out)
-    return float(out[0])
-
-
-def loss_and_grad(params, data=None):
-    """(total loss, {param name: gradient}), arguments as for loss()."""
-    p = check_params(params, PARAMS)
-    columns, _ = check_data(data, INPUTS, REDUCTION)
-    out = np.empty(1 + len(PARAMS))
-    (_loss_and_grad_core_par if _parallel(columns) else _loss_and_grad_core)(p, *columns, out)
-    return float(out[0]), dict(zip(PARAMS, out[1:].tolist()))'''

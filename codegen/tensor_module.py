@@ -11,7 +11,7 @@ import codegen.block_sums
 import codegen.optimizers
 import codegen.runtime
 import codegen.vector_math
-from codegen import numba_cpu, numba_tensor, optimizer_rules, training
+from codegen import numba_cpu, numba_tensor, optimizer_rules, templates, training
 from codegen.module import names_table
 from codegen.source import Source, support_block
 from symgrad.ir import Node, add
@@ -95,13 +95,13 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
                                    param_shapes, size_source, "predict", dtype, math)
         src.line()
     training.train_core(src, len(input_nodes))
-    src.lines(_ENTRY_POINTS.splitlines())
+    src.lines(templates.lines('matrix_entry'))
     src.line()
     src.line()
-    src.lines(_PREDICT.splitlines() if prediction is not None else _NO_PREDICT.splitlines())
+    src.lines(templates.lines("matrix_predict" if prediction is not None else "no_predict"))
     src.line()
     src.line()
-    src.lines(training.TRAIN_ENTRY_POINTS.splitlines())
+    src.lines(templates.lines('train_entry'))
     src.line()
     src.line()
     optimizer_rules.cpu_steps(src)
@@ -119,50 +119,5 @@ def _batch_size(inputs) -> tuple[str | None, tuple[int, int] | None]:
     return None, None
 
 
-_ENTRY_POINTS = '''\
-def _pack(params):
-    return pack_params(params, PARAMS, PARAM_SHAPES, DTYPE)
 
 
-def _columns(data):
-    if not INPUTS:
-        if data:
-            raise UnknownArgumentError("this model has no inputs")
-        return ()
-    return check_arrays(data, INPUTS, INPUT_SHAPES, BATCH, DTYPE)[0]
-
-
-def _unpack(flat, given):
-    return unpack_grads(flat, PARAMS, given)
-
-
-def _trainer(columns):
-    return _train_core
-
-
-def loss(params, data=None):
-    """The total loss. params: {name: array}, shapes as in PARAM_SHAPES (a bias may be a
-    vector); data: {name: array} with the batch on the first axis."""
-    theta, _ = _pack(params)
-    out = np.empty(1)
-    _loss_core(theta, *_columns(data), out)
-    return float(out[0])
-
-
-def loss_and_grad(params, data=None):
-    """(total loss, {param name: gradient of the param's shape})."""
-    theta, given = _pack(params)
-    out = np.empty(1 + theta.shape[0])
-    _loss_and_grad_core(theta, *_columns(data), out)
-    return float(out[0]), _unpack(out[1:], given)'''
-
-_PREDICT = '''\
-def predict(params, data=None):
-    """The model's prediction for each sample (a 2-D array, batch first)."""
-    theta, _ = _pack(params)
-    return _predict_core(theta, *_columns(data))'''
-
-_NO_PREDICT = '''\
-def predict(params, data=None):
-    """Not available: the model was built without predict=."""
-    raise ArgumentError("this model has no prediction; build it with Model(..., predict=...)")'''

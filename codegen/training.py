@@ -48,34 +48,3 @@ def train_core(src: Source, n_data: int, suffix: str = "", jit: bool = True) -> 
     src.line()
 
 
-TRAIN_ENTRY_POINTS = '''\
-def train(params, data=None, optimizer=None, steps=1, state=None):
-    """Run `steps` updates of `optimizer` (symgrad.optim.SGD/RMSprop/Adam or a dict
-    like {"name": "sgd", "lr": 0.1}) inside one jitted loop.
-
-    Returns (new params, loss history: the loss before each step). Pass the
-    `state` returned by train_step to continue a run; train() starts afresh.
-    """
-    new_params, history, _ = train_step(params, data, optimizer, steps, state)
-    return new_params, history
-
-
-def train_step(params, data=None, optimizer=None, steps=1, state=None):
-    """Like train(), also returning the optimizer state for the next call."""
-    if optimizer is None:
-        raise ArgumentError("train needs an optimizer, e.g. symgrad.optim.SGD(lr=0.01)")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ArgumentError(f"steps must be a non-negative integer, got {steps!r}")
-    kind, hyper = optimizer_spec(optimizer)
-    theta, given = _pack(params)
-    columns = _columns(data)
-    if state is None:
-        state = {"kind": kind, "step": 0, "buffers": np.zeros((N_STATE, theta.shape[0]))}
-    elif state.get("kind") != kind or state["buffers"].shape != (N_STATE, theta.shape[0]):
-        raise ArgumentError("the optimizer state does not belong to this optimizer and model")
-    history = np.empty(int(steps))
-    buffers = state["buffers"].copy()
-    _trainer(columns)(theta, columns, kind, hyper, buffers, state["step"], int(steps),
-                      history)
-    new_state = {"kind": kind, "step": state["step"] + int(steps), "buffers": buffers}
-    return _unpack(theta, given), history, new_state'''

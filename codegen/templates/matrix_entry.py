@@ -1,0 +1,45 @@
+"""Entry points of a matrix model's CPU module: loss and loss_and_grad.
+
+A template: pasted into generated modules by codegen/templates/__init__.py (minus this
+docstring and the lines marked not embedded); the names it reads are the generated
+module's, listed in codegen/templates/contract.py.
+"""
+
+from codegen.templates.contract import *  # noqa: F401,F403  # symgrad: not embedded
+
+
+def _pack(params):
+    return pack_params(params, PARAMS, PARAM_SHAPES, DTYPE)
+
+
+def _columns(data):
+    if not INPUTS:
+        if data:
+            raise UnknownArgumentError("this model has no inputs")
+        return ()
+    return check_arrays(data, INPUTS, INPUT_SHAPES, BATCH, DTYPE)[0]
+
+
+def _unpack(flat, given):
+    return unpack_grads(flat, PARAMS, given)
+
+
+def _trainer(columns):
+    return _train_core
+
+
+def loss(params, data=None):
+    """The total loss. params: {name: array}, shapes as in PARAM_SHAPES (a bias may be a
+    vector); data: {name: array} with the batch on the first axis."""
+    theta, _ = _pack(params)
+    out = np.empty(1)
+    _loss_core(theta, *_columns(data), out)
+    return float(out[0])
+
+
+def loss_and_grad(params, data=None):
+    """(total loss, {param name: gradient of the param's shape})."""
+    theta, given = _pack(params)
+    out = np.empty(1 + theta.shape[0])
+    _loss_and_grad_core(theta, *_columns(data), out)
+    return float(out[0]), _unpack(out[1:], given)
