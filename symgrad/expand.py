@@ -17,6 +17,7 @@ import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement
 
 from symgrad.errors import InvalidModelError, OptionError
+from symgrad.kernel import Kernel
 from symgrad.model import Model
 
 MAX_SCALARS = 2000
@@ -89,22 +90,30 @@ class Expansion:
         return out
 
     def scalar_data(self, data) -> dict[str, np.ndarray]:
+        """One array per input entry, after the checks (and the conversions: class labels
+        to one-hot rows, vectors to one-column arrays) of the matrix module's own."""
+        from codegen.runtime import check_arrays
+
+        nodes = self.model.input_nodes
+        arrays, _ = check_arrays(data, self.model.input_names, [x.shape for x in nodes],
+                                 str(self.n))
         out = {}
-        for x in self.model.inputs:
-            arr = np.asarray(data[x.name], dtype=np.float64)
+        for x, arr in zip(self.model.inputs, arrays):
             arr = arr.reshape(arr.shape[0], -1)
             out.update({s.name: np.ascontiguousarray(arr[:, j])
                         for (_, j), s in self.input_entries[x.name].items()})
         return out
 
-    def matrix_grads(self, grads: dict[str, float], params) -> dict[str, np.ndarray]:
+    def matrix_values(self, values: dict[str, float], params) -> dict[str, np.ndarray]:
+        """Per-entry values (gradients, or params after training) as arrays of the
+        shapes the params were given in."""
         out = {}
         for name, entries in self.param_entries.items():
             given = np.asarray(params[name])
             shape = self.model.param_nodes[self.model.param_names.index(name)].shape
             g = np.empty(shape)
             for (i, j), s in entries.items():
-                g[i, j] = grads[s.name]
+                g[i, j] = values[s.name]
             out[name] = g.reshape(given.shape)
         return out
 
@@ -150,13 +159,16 @@ def _check_separable(e: Expansion) -> None:
             "method='reverse'")
 
 
-class ExpandedKernel:
-    """A scalar kernel behind a matrix model's calling convention."""
+class ExpandedKernel(Kernel):
+    """A scalar kernel behind a matrix model's calling convention: arrays in, arrays out,
+    the same entry points as any Kernel (predict refuses: the expansion has the loss
+    only)."""
 
-    def __init__(self, expansion: Expansion, kernel):
+    def __init__(self, expansion: Expansion, kernel: Kernel):
         self.expansion, self.kernel = expansion, kernel
         self.source, self.derivation, self.timings = kernel.source, kernel.derivation, \
             kernel.timings
+        self.module = kernel.module
         self.params, self.inputs = expansion.model.param_names, expansion.model.input_names
 
     def loss(self, params, data=None) -> float:
@@ -166,7 +178,23 @@ class ExpandedKernel:
     def loss_and_grad(self, params, data=None):
         e = self.expansion
         loss, grads = self.kernel.loss_and_grad(e.scalar_params(params), e.scalar_data(data))
-        return loss, e.matrix_grads(grads, params)
+        return loss, e.matrix_values(grads, params)
+
+    def predict(self, params, data=None):
+        raise OptionError("predict is not available for a matrix model compiled with "
+                          "method='symbolic' (its scalar expansion covers the loss only); "
+                          "compile it with method='reverse' to predict")
+
+    def train(self, params, data=None, optimizer=None, steps=1):
+        new_params, history, _ = self.train_step(params, data, optimizer, steps)
+        return new_params, history
+
+    def train_step(self, params, data=None, optimizer=None, steps=1, state=None):
+        e = self.expansion
+        new, history, state = self.kernel.train_step(e.scalar_params(params),
+                                                     e.scalar_data(data), optimizer, steps,
+                                                     state)
+        return e.matrix_values(new, params), history, state
 
     def save(self, path):
         return self.kernel.save(path)

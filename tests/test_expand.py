@@ -92,3 +92,26 @@ def test_sympy_matrix_calculus_report_never_raises():
     model = symgrad.Model(losses.mse(NET(X), Y), NET.params, [X, Y])
     report = sympy_matrix_calculus(model)
     assert set(report) == set(PARAMS) and all(isinstance(v, str) for v in report.values())
+
+
+def test_the_expanded_kernel_has_every_entry_point():
+    model = symgrad.Model(losses.cross_entropy(NET(X), Y), NET.params, [X, Y])
+    symbolic = symgrad.compile(model, method="symbolic")
+    reverse = symgrad.compile(model, method="reverse")
+    assert isinstance(symbolic, symgrad.Kernel)
+    labels = {"X": DATA["X"], "Y": np.array([0, 1, 1, 0, 1, 0, 0, 1, 1])}   # class labels
+    want = reverse.loss_and_grad(PARAMS, labels)
+    got = symbolic.loss_and_grad(PARAMS, labels)
+    assert np.isclose(got[0], want[0], rtol=1e-12)
+    for opt in (symgrad.optim.SGD(lr=0.1, momentum=0.9), symgrad.optim.Adam(lr=0.01)):
+        new, history = symbolic.train(PARAMS, labels, opt, steps=4)
+        ref, ref_history = reverse.train(PARAMS, labels, opt, steps=4)
+        np.testing.assert_allclose(history, ref_history, rtol=1e-10)
+        for name in PARAMS:
+            assert new[name].shape == PARAMS[name].shape
+            np.testing.assert_allclose(new[name], ref[name], rtol=1e-9, atol=1e-12)
+        assert history[-1] < history[0]
+    with pytest.raises(symgrad.errors.OptionError, match="method='reverse' to predict"):
+        symbolic.predict(PARAMS, labels)
+    with pytest.raises(symgrad.errors.ShapeError, match="class labels must lie in"):
+        symbolic.loss(PARAMS, {"X": DATA["X"], "Y": np.full(9, 5)})
