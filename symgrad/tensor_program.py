@@ -43,16 +43,24 @@ class RowLogSumExp:
     out: Node
 
 
-@dataclass
+@dataclass(frozen=True)
 class Loop:
+    """A fused pass, complete: made by `_lower` from a `_Draft` when fusion is done."""
     shape: Shape
-    members: list[Node] = field(default_factory=list)      # elementwise nodes computed here
-    reductions: list[Node] = field(default_factory=list)   # SUM nodes accumulated here
-    # Filled in by `finish`:
-    body: Program | None = None
-    loads: list[Node] = field(default_factory=list)        # program input j reads loads[j]
-    stores: list[tuple[Node, int]] = field(default_factory=list)   # (member, program output)
-    accumulates: list[tuple[Node, int]] = field(default_factory=list)  # (SUM node, output)
+    members: tuple[Node, ...]          # elementwise nodes computed here
+    reductions: tuple[Node, ...]       # SUM nodes accumulated here
+    body: Program                      # the members as a scalar program over loads
+    loads: tuple[Node, ...]            # program input j reads loads[j]
+    stores: tuple[tuple[Node, int], ...]        # (member, program output)
+    accumulates: tuple[tuple[Node, int], ...]   # (SUM node, program output)
+
+
+@dataclass
+class _Draft:
+    """A loop while fusion is still adding nodes to it."""
+    shape: Shape
+    members: list[Node] = field(default_factory=list)
+    reductions: list[Node] = field(default_factory=list)
 
 
 Kernel = MatMul | View | RowLogSumExp | Loop
@@ -69,58 +77,95 @@ class TensorProgram:
 def tensor_schedule(outputs: Sequence[Node], params: Sequence[Node], inputs: Sequence[Node]
                     ) -> TensorProgram:
     order = toposort(outputs)
-    kernel_of: dict[Node, int] = {}     # producing kernel; leaves are not in it
-    kernels: list[Kernel] = []
-
-    def ready_before(a: Node, k: int) -> bool:
-        return a not in kernel_of or kernel_of[a] < k
-
-    def usable_in(a: Node, k: int) -> bool:
-        loop = kernels[k]
-        return ready_before(a, k) or (kernel_of.get(a) == k and a in loop.members)
-
-    def new_kernel(kernel: Kernel, n: Node) -> None:
-        kernels.append(kernel)
-        kernel_of[n] = len(kernels) - 1
-
+    fusion = _Fusion()
     for n in order:
-        if n.op in LEAVES:
-            continue
-        if n.op is Op.MATMUL:
-            new_kernel(MatMul(n, *n.args), n)
-        elif n.op is Op.TRANSPOSE:
-            new_kernel(View(n), n)
-        elif n.op is Op.LOGSUMEXP:
-            new_kernel(RowLogSumExp(n), n)
-        elif n.op is Op.SUM:
-            x = n.args[0]
-            k = kernel_of.get(x)
-            if k is not None and isinstance(kernels[k], Loop) and x in kernels[k].members:
-                kernels[k].reductions.append(n)
-                kernel_of[n] = k
-            else:
-                loop = Loop(x.shape, reductions=[n])
-                new_kernel(loop, n)
-        else:
-            candidates = sorted({kernel_of[a] for a in n.args if a in kernel_of
-                                 and isinstance(kernels[kernel_of[a]], Loop)
-                                 and kernels[kernel_of[a]].shape == n.shape
-                                 and a in kernels[kernel_of[a]].members}, reverse=True)
-            for k in candidates:
-                if all(usable_in(a, k) for a in n.args):
-                    kernels[k].members.append(n)
-                    kernel_of[n] = k
-                    break
-            else:
-                new_kernel(Loop(n.shape, members=[n]), n)
-
-    _sink(order, outputs, kernels, kernel_of)
-    used_outside = _used_outside(order, outputs, kernel_of)
-    kernels = [k for k in kernels if not isinstance(k, Loop) or k.members or k.reductions]
-    for k, kernel in enumerate(kernels):
-        if isinstance(kernel, Loop):
-            _finish(kernel, used_outside)
+        if n.op not in LEAVES:
+            fusion.place(n)
+    fusion.sink(order, outputs)
+    used_outside = _used_outside(order, outputs, fusion.kernel_of)
+    kernels = [_lower(k, used_outside) if isinstance(k, _Draft) else k
+               for k in fusion.kernels if not isinstance(k, _Draft) or k.members or k.reductions]
     return TensorProgram(tuple(params), tuple(inputs), kernels, tuple(outputs))
+
+
+class _Fusion:
+    """The state of fusion: the kernels so far (loops still drafts) and which kernel
+    produces each node (leaves are in none)."""
+
+    def __init__(self) -> None:
+        self.kernels: list[MatMul | View | RowLogSumExp | _Draft] = []
+        self.kernel_of: dict[Node, int] = {}
+
+    def place(self, n: Node) -> None:
+        """Put node n in a kernel: products, transposes and log-sum-exps get their own, a
+        SUM joins the loop producing its input, an elementwise node the latest loop of
+        its shape that holds one of its args and can read all of them."""
+        if n.op is Op.MATMUL:
+            self._new(MatMul(n, *n.args), n)
+        elif n.op is Op.TRANSPOSE:
+            self._new(View(n), n)
+        elif n.op is Op.LOGSUMEXP:
+            self._new(RowLogSumExp(n), n)
+        elif n.op is Op.SUM:
+            k = self._loop_holding(n.args[0])
+            if k is None:
+                self._new(_Draft(n.args[0].shape, reductions=[n]), n)
+            else:
+                self.kernels[k].reductions.append(n)
+                self.kernel_of[n] = k
+        else:
+            held = {self._loop_holding(a) for a in n.args} - {None}
+            for k in sorted((k for k in held if self.kernels[k].shape == n.shape), reverse=True):
+                if all(self._usable_in(a, k) for a in n.args):
+                    self.kernels[k].members.append(n)
+                    self.kernel_of[n] = k
+                    return
+            self._new(_Draft(n.shape, members=[n]), n)
+
+    def _new(self, kernel, n: Node) -> None:
+        self.kernels.append(kernel)
+        self.kernel_of[n] = len(self.kernels) - 1
+
+    def _loop_holding(self, a: Node) -> int | None:
+        """The loop that computes `a` as a member, if any."""
+        k = self.kernel_of.get(a)
+        return k if k is not None and isinstance(self.kernels[k], _Draft) \
+            and a in self.kernels[k].members else None
+
+    def _usable_in(self, a: Node, k: int) -> bool:
+        """Whether loop k can read a: made before it starts, or one of its own members."""
+        return a not in self.kernel_of or self.kernel_of[a] < k or self._loop_holding(a) == k
+
+    def sink(self, order, outputs) -> None:
+        """Move a loop member into the one later loop that reads it, when everything it
+        reads is stored anyway: recomputing it there is cheaper than storing and loading
+        it (the backward pass's relu mask `out > 0` is recomputed from the stored `out`)."""
+        kernels, kernel_of = self.kernels, self.kernel_of
+        readers: dict[Node, set[int]] = {n: set() for n in order}
+        for n in order:
+            for a in n.args:
+                readers[a].add(kernel_of.get(n, -1))
+        stored = _used_outside(order, outputs, kernel_of)
+        for n in reversed(order):
+            k = self._loop_holding(n)
+            if k is None or n in outputs or len(readers[n]) != 1:
+                continue
+            (target,) = readers[n]
+            loop = kernels[target] if target > k else None
+            if not isinstance(loop, _Draft) or loop.shape != n.shape:
+                continue
+            if all(a.op is Op.CONST or a not in kernel_of or
+                   (a in stored and readers[a] - {k} != set()) for a in n.args):
+                kernels[k].members.remove(n)
+                members = loop.members
+                position = next((i for i, m in enumerate(members) if n in m.args),
+                                len(members))
+                members.insert(position, n)
+                kernel_of[n] = target
+                stored.discard(n)
+                for a in n.args:
+                    readers[a].discard(k)
+                    readers[a].add(target)
 
 
 def _used_outside(order, outputs, kernel_of) -> set[Node]:
@@ -133,45 +178,14 @@ def _used_outside(order, outputs, kernel_of) -> set[Node]:
     return used
 
 
-def _sink(order, outputs, kernels, kernel_of) -> None:
-    """Move a loop member into the one later loop that reads it, when everything it reads
-    is stored anyway: recomputing it there is cheaper than storing and loading it (the
-    backward pass's relu mask `out > 0` is recomputed from the stored `out`)."""
-    readers: dict[Node, set[int]] = {n: set() for n in order}
-    for n in order:
-        for a in n.args:
-            readers[a].add(kernel_of.get(n, -1))
-    stored = _used_outside(order, outputs, kernel_of)
-    for n in reversed(order):
-        k = kernel_of.get(n)
-        if k is None or n in outputs or not isinstance(kernels[k], Loop) \
-                or n not in kernels[k].members or len(readers[n]) != 1:
-            continue
-        (target,) = readers[n]
-        loop = kernels[target] if target > k else None
-        if not isinstance(loop, Loop) or loop.shape != n.shape:
-            continue
-        if all(a.op is Op.CONST or a not in kernel_of or
-               (a in stored and readers[a] - {k} != set()) for a in n.args):
-            kernels[k].members.remove(n)
-            members = loop.members
-            position = next((i for i, m in enumerate(members) if n in m.args), len(members))
-            members.insert(position, n)
-            kernel_of[n] = target
-            stored.discard(n)
-            for a in n.args:
-                readers[a].discard(k)
-                readers[a].add(target)
-
-
 # Uses that read a same-loop value as a local scalar (a SUM reads its input there too).
 _FUSED_USE = frozenset(op for op in Op if op not in LEAVES and op not in (
     Op.MATMUL, Op.TRANSPOSE, Op.LOGSUMEXP))
 
 
-def _finish(loop: Loop, used_outside: set[Node]) -> None:
-    """Lower the loop's members to a scalar program over per-element loads."""
-    members = set(loop.members)
+def _lower(draft: _Draft, used_outside: set[Node]) -> Loop:
+    """The finished loop: its members as a scalar program over per-element loads."""
+    members = set(draft.members)
     scalar: dict[Node, Node] = {}
     loads: list[Node] = []
     load_index: dict[Node, int] = {}
@@ -186,18 +200,20 @@ def _finish(loop: Loop, used_outside: set[Node]) -> None:
             loads.append(a)
         return input_(f"load{load_index[a]}")
 
-    for m in loop.members:
+    for m in draft.members:
         if m.op is Op.BROADCAST:
             scalar[m] = operand(m.args[0])
         else:
             scalar[m] = node(m.op, *(operand(a) for a in m.args), attr=m.attr)
     outputs: list[Node] = []
-    for m in loop.members:
+    stores, accumulates = [], []
+    for m in draft.members:
         if m in used_outside:
-            loop.stores.append((m, len(outputs)))
+            stores.append((m, len(outputs)))
             outputs.append(scalar[m])
-    for r in loop.reductions:
-        loop.accumulates.append((r, len(outputs)))
+    for r in draft.reductions:
+        accumulates.append((r, len(outputs)))
         outputs.append(operand(r.args[0]))
-    loop.loads = loads
-    loop.body = schedule(outputs, (), [f"load{j}" for j in range(len(loads))])
+    body = schedule(outputs, (), [f"load{j}" for j in range(len(loads))])
+    return Loop(draft.shape, tuple(draft.members), tuple(draft.reductions), body, tuple(loads),
+                tuple(stores), tuple(accumulates))
