@@ -93,10 +93,11 @@ def generate(d: Derivation, options: CompileOptions | None = None, *, version: s
         f"SPLIT_TARGET = {launch.split_target}   # blocks to aim for by splitting the inner dim,",
         f"SPLIT_MIN_DEPTH = {launch.split_min_depth}  # inner-dim elements per split at least",
         "",
-        *optimizer_rules.constants(),
-        *support_block(codegen.runtime, codegen.optimizers, SUPPORT),
+        "# The support code (argument checks, the device's math and launches, the optimizer",
+        "# kernels) is at the end of the file.",
+        "",
+        "",
     ])
-    optimizer_rules.cuda_kernels(src)
     kernels.emit(src)
     src.lines(host.text().splitlines())
     src.lines(entry.splitlines())
@@ -106,6 +107,11 @@ def generate(d: Derivation, options: CompileOptions | None = None, *, version: s
     src.line()
     src.line()
     src.lines(kernels.table())
+    src.line()
+    src.line()
+    src.lines(optimizer_rules.constants())
+    optimizer_rules.cuda_kernels(src)
+    src.lines(support_block(codegen.runtime, codegen.optimizers, SUPPORT))
     return src.text()
 
 
