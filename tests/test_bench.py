@@ -15,9 +15,9 @@ from symgrad.derivation import derive
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks import models  # noqa: E402
-from benchmarks.worker import kernel_of  # noqa: E402
-from benchmarks.symbolic_vs_reverse import hinge_sizes, int_range, max_rel_diff  # noqa: E402
+from symgrad.bench import models  # noqa: E402
+from symgrad.bench.worker import kernel_of  # noqa: E402
+from symgrad.bench.symbolic_vs_reverse import hinge_sizes, int_range, max_rel_diff  # noqa: E402
 
 TIMES = {"derive_s", "derive_cpu_s", "compile_s", "compile_cpu_s", "kernel_s", "kernel_cpu_s"}
 METHOD_KEYS = {"naive": TIMES | {"status", "tree_ops", "dag_ops", "ratio", "source_lines",
@@ -98,7 +98,7 @@ def test_option_parsers():
 
 
 def test_named_sweeps_run_alone():
-    from benchmarks.symbolic_vs_reverse import DEFAULTS, add_arguments, settle, specs
+    from symgrad.bench.symbolic_vs_reverse import DEFAULTS, add_arguments, settle, specs
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -25,7 +25,7 @@ from symgrad.measure import (
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks.models import hinge_network, tanh_network  # noqa: E402
+from symgrad.bench.models import hinge_network, tanh_network  # noqa: E402
 
 EXAMPLES = ["lecture_graph", "chain_rule", "polynomial_sin", "hinge_two_layer"]
 

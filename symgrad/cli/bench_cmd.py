@@ -3,33 +3,20 @@
     symgrad bench sizes MODEL.py [--budget S] [--json OUT.json]
     symgrad bench symbolic-vs-reverse [--depth 1..8] [--quick] [--json F] [--plot F.png]
 
-The benchmark itself lives in the source checkout's benchmarks/ folder (it is
-also a plain script there); this command runs that code.
+The benchmark lives in symgrad/bench/ (benchmarks/symbolic_vs_reverse.py is its
+script in a checkout).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import sys
-from pathlib import Path
 
 from symgrad.errors import OptionError
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-BENCHMARK = ROOT / "benchmarks" / "symbolic_vs_reverse.py"
-
-
 def _benchmark_module():
-    """benchmarks/symbolic_vs_reverse.py of the checkout symgrad runs from."""
-    if not BENCHMARK.is_file():
-        raise OptionError(f"the symbolic-vs-reverse benchmark ships with symgrad's source "
-                          f"checkout (benchmarks/symbolic_vs_reverse.py); it is not at "
-                          f"{str(BENCHMARK)!r}")
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    return importlib.import_module("benchmarks.symbolic_vs_reverse")
+    from symgrad.bench import symbolic_vs_reverse
+    return symbolic_vs_reverse
 
 
 def register(sub: argparse._SubParsersAction) -> None:

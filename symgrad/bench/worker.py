@@ -13,7 +13,7 @@ trees, cse): `derive()` and the kernel `symgrad.compile` would build from it;
 for the tree count and CSE the `sympy.diff` trees are made again, with SymPy's
 cache cleared first (derive() keeps its trees to itself).
 
-    python benchmarks/worker.py '{"spec": {...}, "method": "reverse", "budget": 60,
+    python -m symgrad.bench.worker '{"spec": {...}, "method": "reverse", "budget": 60,
                                   "samples": 100000, "repeats": 5, "seed": 0}'
 """
 
@@ -25,13 +25,8 @@ import statistics
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from sympy.core.cache import clear_cache
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 STEPS = {"reverse": ("derive", "compile", "run"),
          "symbolic": ("derive", "compile", "run", "trees", "cse")}
@@ -56,7 +51,7 @@ def _warm_up() -> None:
     calls) are not charged to the first measurement; then forget SymPy's cache."""
     import sympy as sp
 
-    from benchmarks import models
+    from symgrad.bench import models
     from symgrad import measure
     from symgrad.derivation import derive
 
@@ -76,7 +71,7 @@ def steps(job: dict) -> Iterator[tuple[str, str, object]]:
     *_cpu_s entries are this process's CPU seconds, steadier than wall-clock on a
     shared machine.
     """
-    from benchmarks import models
+    from symgrad.bench import models
     from symgrad import measure
     from symgrad.derivation import derive
 
