@@ -96,17 +96,11 @@ def cpu_steps(src: Source) -> None:
     src.line("# ---- Optimizer updates (symgrad's codegen/optimizer_rules.py) ----")
     src.lines(constants())
     for rule in RULES:
-        src.line("@numba.njit(cache=True)")
-        with src.block(f"def {rule.name}_step(theta, grad, state, hyper, step):"):
-            src.line(f'"""One {rule.name} update of theta in place (PyTorch\'s arithmetic); '
-                     f'step counts from 0."""')
-            src.lines(_unpack_hyper(rule))
-            src.lines(_body(rule.setup, "math.sqrt"))
-            with src.block("for k in range(theta.shape[0]):"):
-                src.line("g = grad[k]")
-                src.lines(_body(rule.update, "math.sqrt"))
-        src.line()
-        src.line()
+        _print(src, rule, "@numba.njit(cache=True)",
+               f"def {rule.name}_step(theta, grad, state, hyper, step):",
+               [f'"""One {rule.name} update of theta in place (PyTorch\'s arithmetic); step '
+                f'counts from 0."""'],
+               "for k in range(theta.shape[0]):", "grad[k]", "math.sqrt")
 
 
 def cuda_kernels(src: Source) -> None:
@@ -116,18 +110,28 @@ def cuda_kernels(src: Source) -> None:
     OPTIMIZER_KERNELS, by kind."""
     src.line("# ---- Optimizer updates (symgrad's codegen/optimizer_rules.py) ----")
     for rule in RULES:
-        src.line("@cuda.jit")
-        with src.block(f"def _{rule.name}_kernel(theta, out, state, hyper, step, history, s):"):
-            with src.block("if cuda.grid(1) == 0:"):
-                src.line("history[s] = out[0]")
-            src.lines(_unpack_hyper(rule))
-            src.lines(_body(rule.setup, "_sqrt"))
-            with src.block("for k in range(cuda.grid(1), theta.shape[0], cuda.gridsize(1)):"):
-                src.line("g = out[1 + k]")
-                src.lines(_body(rule.update, "_sqrt"))
-        src.line()
-        src.line()
+        _print(src, rule, "@cuda.jit",
+               f"def _{rule.name}_kernel(theta, out, state, hyper, step, history, s):",
+               ["if cuda.grid(1) == 0:", "    history[s] = out[0]"],
+               "for k in range(cuda.grid(1), theta.shape[0], cuda.gridsize(1)):", "out[1 + k]",
+               "_sqrt")
     src.line(f"OPTIMIZER_KERNELS = ({''.join(f'_{rule.name}_kernel, ' for rule in RULES)})")
+    src.line()
+    src.line()
+
+
+def _print(src: Source, rule: Rule, decorator: str, header: str, preamble: list[str],
+           loop: str, gradient: str, sqrt: str) -> None:
+    """One rule as a function of a target: its preamble, the hyper-parameters, the setup,
+    then the update in `loop` with g = `gradient`."""
+    src.line(decorator)
+    with src.block(header):
+        src.lines(preamble)
+        src.lines(_unpack_hyper(rule))
+        src.lines(_body(rule.setup, sqrt))
+        with src.block(loop):
+            src.line(f"g = {gradient}")
+            src.lines(_body(rule.update, sqrt))
     src.line()
     src.line()
 
