@@ -34,6 +34,7 @@ from symgrad.ir import (
     sub,
     where,
 )
+from symgrad.walk import bottom_up
 
 UNARY: dict[type, Op] = {
     sp.exp: Op.EXP, sp.log: Op.LOG, sp.sin: Op.SIN, sp.cos: Op.COS, sp.tan: Op.TAN,
@@ -83,20 +84,18 @@ def map_tree(expr: sp.Basic, whole: Callable[[sp.Basic], sp.Basic | None],
     for a subtree it handles as a whole (or None to descend), `build(e, args)` rebuilds a
     node from its rebuilt args."""
     done: dict[sp.Basic, sp.Basic] = {}
-    stack = [expr]
-    while stack:
-        e = stack[-1]
-        if e in done:
-            stack.pop()
-        elif (result := whole(e)) is not None:
-            done[e] = result
-            stack.pop()
-        elif pending := [a for a in e.args if a not in done]:
-            stack.extend(pending)
-        else:
-            stack.pop()
-            done[e] = build(e, tuple(done[a] for a in e.args))
-    return done[expr]
+    wholes: dict[sp.Basic, sp.Basic | None] = {}
+
+    def whole_of(e: sp.Basic) -> sp.Basic | None:
+        if e not in wholes:
+            wholes[e] = whole(e)
+        return wholes[e]
+
+    def compute(e: sp.Basic) -> sp.Basic:
+        result = whole_of(e)
+        return result if result is not None else build(e, tuple(done[a] for a in e.args))
+
+    return bottom_up(expr, lambda e: () if whole_of(e) is not None else e.args, done, compute)
 
 
 def rebuilt(e: sp.Basic, args: tuple) -> sp.Basic:
@@ -130,22 +129,14 @@ class Lowering:
 
     def __call__(self, expr: sp.Basic) -> Node:
         memo = self.memo
-        stack = [expr]
-        while stack:
-            e = stack[-1]
-            if e in memo:
-                stack.pop()
-                continue
-            pending = [a for a in self._children(e) if a not in memo]
-            if pending:
-                stack.extend(reversed(pending))
-                continue
-            stack.pop()
+
+        def lower(e: sp.Basic) -> Node:
             try:
-                memo[e] = self._lower(e, [memo[a] for a in self._children(e)])
+                return self._lower(e, [memo[a] for a in self._children(e)])
             except ShapeMismatch as exc:
                 raise ShapeMismatchError(exc.shapes, _short(e), str(exc)) from None
-        return memo[expr]
+
+        return bottom_up(expr, self._children, memo, lower, children_in_order=True)
 
     def _children(self, e: sp.Basic) -> tuple:
         if type(e) in MATRIX_CHILDREN:

@@ -40,6 +40,7 @@ from symgrad import direct
 from symgrad.derivation import derive
 from symgrad.ir import count_ops
 from symgrad.model import Model
+from symgrad.walk import bottom_up
 
 OK, OVER_BUDGET, FAILED, NOT_RUN = "ok", "over budget", "failed", "not run"
 
@@ -113,23 +114,17 @@ def tree_ops(exprs: sp.Basic | Sequence[sp.Basic]) -> int:
 
 def _tree_ops_one(expr: sp.Expr, memo: dict[sp.Basic, int]) -> int:
     steps: dict[sp.Basic, tuple[int, list[sp.Basic]]] = {}
-    stack = [expr]
-    while stack:
-        a = stack[-1]
-        if a in memo:
-            stack.pop()
-            continue
+
+    def step(a: sp.Basic) -> tuple[int, list[sp.Basic]]:
         if a not in steps:
             steps[a] = _count_ops_step(a)
-        own, visit = steps[a]
-        pending = [v for v in visit if v not in memo]
-        if pending:
-            stack.extend(pending)
-            continue
-        stack.pop()
-        memo[a] = own + sum(memo[v] for v in visit)
-        del steps[a]
-    return memo[expr]
+        return steps[a]
+
+    def count(a: sp.Basic) -> int:
+        own, visit = steps.pop(a) if a in steps else _count_ops_step(a)
+        return own + sum(memo[v] for v in visit)
+
+    return bottom_up(expr, lambda a: step(a)[1], memo, count)
 
 
 def cse_ops(trees: Sequence[sp.Expr]) -> int:

@@ -132,3 +132,14 @@ def test_models_build_the_lecture_hinge_network():
     assert len(model.params) == len(example["model"].params) == 15
     data = models.batch(model, 50)
     assert set(data) == set(model.input_names) and set(data["y"]) <= {-1.0, 1.0}
+
+
+def test_compile_scaling_reports_issue_12_targets():
+    from benchmarks.compile_scaling import targets
+
+    met = targets("relu", [{"size": 1000, "total": 6.0}, {"size": 2000, "total": 6.3}])
+    assert met == ["relu chain of 1,000 in 6.00 s (target <= 15 s): met",
+                   "2,000 vs 1,000: 1.05x (target <= 2.3x): met"]
+    missed = targets("dag", [{"size": 5000, "total": 4.0}, {"size": 10000, "total": 9.6}])
+    assert missed == ["10,000 vs 5,000: 2.40x (target <= 2.3x): missed"]
+    assert targets("relu", [{"size": 200, "total": 4.0}]) == []

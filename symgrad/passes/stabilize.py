@@ -60,6 +60,7 @@ from symgrad.ir import (
     sub,
     toposort,
 )
+from symgrad.walk import bottom_up
 
 MAX_FACTORS = 32        # factors of a product searched for a match (patterns are small)
 
@@ -548,18 +549,8 @@ class _Phase:
             new[root] = self.apply(root if not root.args else
                                    _rebuild(root, [new[a] for a in root.args]))
             return
-        stack = [root]
-        while stack:
-            n = stack[-1]
-            if n in new:
-                stack.pop()
-                continue
-            pending = [a for a in n.args if a not in new]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
-            new[n] = self.apply(n if not n.args else _rebuild(n, [new[a] for a in n.args]))
+        bottom_up(root, lambda n: n.args, new, lambda n: self.apply(
+            n if not n.args else _rebuild(n, [new[a] for a in n.args])))
 
 
 def _additive_candidate(n: Node) -> bool:
