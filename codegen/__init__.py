@@ -7,6 +7,14 @@ Reads symgrad's IR, schedules and options only; knows nothing about SymPy.
 from __future__ import annotations
 
 
+def load_writer(options, model):
+    """The writer module for this target and kind of model (imported on first use)."""
+    import importlib
+    name = "cuda_module" if options.target == "cuda" else \
+        "tensor_module" if model.is_matrix else "module"
+    return importlib.import_module(f"codegen.{name}")
+
+
 def generate(derivation, options, model, *, version: str) -> str:
     """The module text of `model` (a symgrad.Model, read for its structure: nodes, name)
     from its `derivation`, by `options` (a symgrad.options.CompileOptions)."""

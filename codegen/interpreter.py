@@ -31,20 +31,23 @@ from codegen.source import Source
 from symgrad.ir import Op
 from symgrad.program import Assign, Guard, Operand, Program
 
-# Unrolled code's estimated compile cost, in plain statements (about 2.5 ms each, cold,
-# one core); guarded statements and relu, max and min (their NaN handling branches) cost
-# BRANCHY_WEIGHT plain ones (about 9 ms more). Fitted to benchmarks/results/
-# compile_scaling_*.txt: a 1,000-node random DAG's gradient, about 1,700 statements, 5 s;
-# its 5,000-node loss, about 2,600 statements, 7.5 s; a 400-deep relu chain's loss, 1,200
-# statements with 400 relu, 7.7 s; a 100-deep chain's gradient, 803 statements with 100
-# guarded and 100 relu, 5.8 s. The interpreter costs 3.5-4.5 s the first time in a cache
-# directory and 0.4 s to load after that, and runs in 1.0-1.3x the unrolled code's time
-# on those DAGs, 2-2.5x on shallow relu chains (their ops are too cheap to hide the
-# register traffic), and faster on deep ones. Past INTERPRET_ABOVE (about 6 s of
-# unrolled compile) the interpreter runs.
-BRANCHY_WEIGHT = 4
+# Unrolled code's estimated compile cost, in units of a plain arithmetic statement (about
+# 2 ms of Numba, cold, one core): a call of a transcendental function costs CALL_WEIGHT
+# units, a guarded statement or a relu, max or min (their NaN handling branches)
+# BRANCHY_WEIGHT. Fitted to benchmarks/results/compile_scaling_*.txt: a 1,000-node random
+# DAG's gradient (700 plain statements, 330 calls) compiled in 5.7 s, its 5,000-node loss
+# (985 plain, 887 calls) in 8.9 s; a 200-deep relu chain's loss (400 plain, 200 relu) in
+# 4.9 s, a 100-deep chain's gradient (603 plain, 100 guarded, 100 relu) in 5.5 s. The
+# interpreter costs 3.5-4.5 s the first time in a cache directory and 0.4 s to load after
+# that, and runs in 1.0-1.1x the unrolled code's time on those DAGs, 2-2.5x on shallow
+# relu chains (their ops are too cheap to hide the register traffic), and faster on deep
+# ones. Past INTERPRET_ABOVE units (about 6 s of unrolled compile) the interpreter runs.
+CALL_WEIGHT = 4
+BRANCHY_WEIGHT = 8
+CALL_OPS = frozenset({Op.EXP, Op.EXPM1, Op.LOG, Op.LOG1P, Op.SQRT, Op.SIN, Op.COS, Op.TAN,
+                      Op.TANH, Op.SIGMOID, Op.SOFTPLUS})
 BRANCHY_OPS = frozenset({Op.RELU, Op.MAX, Op.MIN})
-INTERPRET_ABOVE = 2400
+INTERPRET_ABOVE = 3000
 
 # Pseudo-ops of the instruction set beyond the IR's: x ** n for an integer constant n in
 # 0..64 (the unrolled code prints such powers as `x ** 3`, which Numba multiplies out;
@@ -66,9 +69,12 @@ _NAMES = ("x", "y", "w")
 
 def cost(program: Program) -> int:
     """The unrolled chunk function's estimated compile cost, in plain statements."""
-    statements = [s for s in (*program.prologue, *program.body) if isinstance(s, Assign)]
-    return len(statements) + (BRANCHY_WEIGHT - 1) * sum(
-        s.guard is not None or s.node.op in BRANCHY_OPS for s in statements)
+    def units(s: Assign) -> int:
+        if s.guard is not None or s.node.op in BRANCHY_OPS:
+            return BRANCHY_WEIGHT
+        return CALL_WEIGHT if s.node.op in CALL_OPS else 1
+
+    return sum(units(s) for s in (*program.prologue, *program.body) if isinstance(s, Assign))
 
 
 def interpreted(program: Program, interpret: bool | None) -> bool:
