@@ -1,20 +1,24 @@
 """Large scalar models as a program for one fixed interpreter, instead of unrolled code.
 
-Numba's compile time grows with the code it is given: about 1.2 ms per straight-line
-statement, and steeply with guarded (branch-region) statements, which reverse mode nests
+Numba's compile time grows with the code it is given: about 2 ms per straight-line
+statement, more for calls and guarded (branch-region) statements, which reverse mode nests
 (a chain of 200 relu layers, 1,600 statements, took 11 s; 1,000 layers several minutes).
-Past `INTERPRET_ABOVE` (see `interpreted`), a scalar model's chunk function does not
-contain its statements: it hands the program, encoded as an integer array, to
-`_vm_run`, a loop over instructions whose cases are each a vectorized loop over a block
-of samples. The interpreter's text depends only on the math mode, so its compile cost is
-the same for every model; the model adds only its program arrays (data, not code).
+Past `INTERPRET_ABOVE` (see `cost`), a scalar model's chunk function does not contain its
+statements: it hands the program, encoded as an integer array, to `_vm_run`, a loop over
+instructions whose cases are each a vectorized loop over a block of samples. The
+interpreter's text depends only on the math mode and FASTMATH, so its compile cost is the
+same for every model (and symgrad compiles it once per cache directory: `shared_source`);
+the model adds only its program arrays (data, not code). Only `_vm_run` is jitted: Numba
+re-optimizes every callee linked into a caller, so jitted drivers would pay its compile
+again at each level; the drivers are plain Python, a few calls per block.
 
 The cases are printed by the same printer as the unrolled statements (operands `x[k]`,
 `y[k]`, `w[k]` for the unrolled code's names), the blocks and sums are the same
 (`BLOCK` samples, `add_block_sums`), and guarded statements are computed everywhere and
 then set to 0 where their guard is false (the unrolled code skips that work instead).
 So with the same math mode the two give the same bits: tests/test_interpreter.py
-checks it for every op. Registers: rows of a (registers, BLOCK) array; params, inputs,
+checks it for every op. Registers: rows of a (registers, columns) array, columns 256, 128
+or 64 samples so that the file stays near 1 MiB; params, inputs,
 constants and values computed once per call (the prologue, run over one column and
 then broadcast) keep their rows, per-sample temporaries reuse the rows of values no
 longer needed (so the file holds the live values, not every value).
