@@ -109,7 +109,8 @@ def check_data(data, names, reduction, dtype=np.float64):
         except ValueError as exc:
             raise ShapeError(f"input {name!r} is not a rectangular array: {exc}") from None
         if arr.dtype.kind != "f":
-            raise DTypeError(f"input {name!r} must be a float array, got dtype {arr.dtype}")
+            raise DTypeError(f"input {name!r} must be a float array, got dtype {arr.dtype}; "
+                             f"convert it with np.asarray(..., dtype=float)")
         if arr.ndim != 1:
             raise ShapeError(f"input {name!r} must be 1-D (one value per sample), "
                              f"expected shape (n,), got {arr.shape}")
@@ -179,7 +180,12 @@ def check_arrays(data, names, shapes, size_name, dtype=np.float64):
         if arr.ndim == 1 and len(shape) == 2 and shape[1] != 1 and arr.dtype.kind in "iu":
             arr = _one_hot(name, arr, shape[1], dtype)
         if arr.dtype.kind != "f":
-            raise DTypeError(f"input {name!r} must be a float array, got dtype {arr.dtype}")
+            raise DTypeError(f"input {name!r} must be a float array, got dtype {arr.dtype}; "
+                             f"convert it with np.asarray(..., dtype=float)")
+        if arr.ndim == 1 and len(shape) == 2 and shape[1] != 1 and shape[0] != 1:
+            raise ShapeError(f"input {name!r} must have shape {_show(shape)}, got {arr.shape}: "
+                             f"pass one-hot rows of {shape[1]}, or integer class labels in "
+                             f"[0, {shape[1]}) (an int array; these are floats)")
         if arr.ndim == 1 and len(shape) == 2 and 1 in shape:
             arr = arr.reshape(-1, 1) if shape[1] == 1 else arr.reshape(1, -1)
         if arr.ndim != len(shape):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 
 def write_atomic(path: str | os.PathLike, text: str | bytes) -> Path:
-    """Write text (or bytes) to path through a temporary file and a rename: all or nothing.
+    """Write text (or bytes) to path through a temporary file and a rename: all or nothing
+    (missing parent folders are created first).
 
     On any failure the temporary file is removed and an existing file at `path`
     is left as it was.
@@ -20,8 +21,16 @@ def write_atomic(path: str | os.PathLike, text: str | bytes) -> Path:
     if path.is_dir():
         raise OutputPathError(f"cannot write {str(path)!r}: it is a directory")
     if not directory.is_dir():
-        why = "is not a directory" if directory.exists() else "does not exist"
-        raise OutputPathError(f"cannot write {str(path)!r}: {str(directory)!r} {why}")
+        # Missing folders are made, as `mkdir -p` would (`k.save("build/k.py")` in a fresh
+        # directory); a file standing where a folder should be is an error.
+        blocker = next((p for p in (directory, *directory.parents) if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise OutputPathError(f"cannot write {str(path)!r}: {str(blocker)!r} is not a "
+                                  f"directory")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputPathError(f"cannot write {str(path)!r}: {_reason(exc)}") from None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:

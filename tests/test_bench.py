@@ -118,10 +118,11 @@ def test_max_rel_diff():
 
 
 def test_unwritable_output_fails_before_running(tmp_path, capsys):
+    (tmp_path / "file.txt").write_text("x")
     rc = cli_main(["bench", "symbolic-vs-reverse", "--quick",
-                   "--json", str(tmp_path / "missing" / "out.json")])
+                   "--json", str(tmp_path / "file.txt" / "out.json")])
     assert rc == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "is not a directory" in capsys.readouterr().err
 
 
 def test_models_build_the_lecture_hinge_network():

@@ -84,8 +84,9 @@ ERROR_CASES = {
                    "OptionError", "'bogus'"),
     "bad-target": (lambda t: ["compile", POLY, "-o", t / "k.py", "--target", "tpu"],
                    "OptionError", "'tpu'"),
-    "missing-dir": (lambda t: ["compile", POLY, "-o", t / "nope" / "k.py"],
-                    "OutputPathError", "nope"),
+    "under-a-file": (lambda t: (t / "file.txt").write_text("x") and
+                     ["compile", POLY, "-o", t / "file.txt" / "k.py"],
+                     "OutputPathError", "file.txt"),
     "output-is-dir": (lambda t: ["compile", POLY, "-o", t],
                       "OutputPathError", "directory"),
     "under-a-file": (lambda t: ["compile", POLY, "-o", bad_model_file(t, "") / "k.py"],
@@ -103,7 +104,7 @@ def test_errors_are_one_line_and_exit_2(capsys, tmp_path, case):
     assert err.count("\n") == 1 and err.startswith(f"symgrad: error: {error}: ")
     assert culprit in err
     assert not (work / "k.py").exists()
-    assert [p.name for p in work.iterdir()] in ([], ["model_file.py"])
+    assert [p.name for p in work.iterdir()] in ([], ["model_file.py"], ["file.txt"])
 
 
 def test_usage_errors_exit_2(capsys):
@@ -153,8 +154,9 @@ def test_console_script_output_runs_standalone(tmp_path):
     assert plain_hex == kernel.loss(PARAMS, poly_data()).hex()
     assert had_sympy is False
 
+    (tmp_path / "file.txt").write_text("x")
     bad = subprocess.run([str(script), "compile", str(POLY), "-o",
-                          str(tmp_path / "missing" / "k.py")], capture_output=True, text=True,
+                          str(tmp_path / "file.txt" / "k.py")], capture_output=True, text=True,
                          timeout=300)
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr

@@ -219,18 +219,24 @@ def test_model_file_raising_a_symgrad_error_keeps_its_class(tmp_path):
         load_model(path)
 
 
-@pytest.mark.parametrize("where", ["missing-dir", "is-a-dir", "under-a-file"])
+@pytest.mark.parametrize("where", ["is-a-dir", "under-a-file", "deep-under-a-file"])
 def test_unwritable_output_paths(kernel, tmp_path, where):
     (tmp_path / "file.txt").write_text("x")
     (tmp_path / "adir").mkdir()
-    target = {"missing-dir": tmp_path / "nope" / "k.py", "is-a-dir": tmp_path / "adir",
-              "under-a-file": tmp_path / "file.txt" / "k.py"}[where]
+    target = {"is-a-dir": tmp_path / "adir", "under-a-file": tmp_path / "file.txt" / "k.py",
+              "deep-under-a-file": tmp_path / "file.txt" / "sub" / "k.py"}[where]
     before = sorted(p.name for p in tmp_path.rglob("*"))
     with pytest.raises(symgrad.OutputPathError) as caught:
         kernel.save(target)
     assert isinstance(caught.value, OSError)
     assert str(target) in str(caught.value)
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_missing_output_folders_are_made(kernel, tmp_path):
+    path = kernel.save(tmp_path / "build" / "nested" / "k.py")
+    assert path.read_text(encoding="utf-8") == kernel.source
+    assert sorted(p.name for p in (tmp_path / "build" / "nested").iterdir()) == ["k.py"]
 
 
 def test_every_public_error_is_a_symgrad_error():

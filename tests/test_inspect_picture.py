@@ -89,12 +89,18 @@ def test_output_format_errors():
         output_format("graph.svg", "gif")
 
 
-def test_save_into_a_missing_directory_fails_cleanly(lecture, tmp_path):
+def test_save_under_a_file_fails_cleanly(lecture, tmp_path):
     picture = graph_picture(lecture)
+    (tmp_path / "file.txt").write_text("x")
     for name in ("graph.dot", "graph.png"):
         with pytest.raises(OutputPathError):
-            picture.save(tmp_path / "missing" / name)
-    assert not (tmp_path / "missing").exists()
+            picture.save(tmp_path / "file.txt" / "sub" / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+def test_save_makes_missing_folders(lecture, tmp_path):
+    path = graph_picture(lecture).save(tmp_path / "missing" / "graph.dot")
+    assert "digraph symgrad {" in path.read_text()
 
 
 def test_missing_matplotlib_is_a_clear_error_and_dot_still_works(lecture, monkeypatch):

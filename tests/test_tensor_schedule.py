@@ -255,5 +255,20 @@ def test_class_labels_are_checked_against_the_class_count():
             kernel.loss(params, {"X": x, "Y": labels})
     with pytest.raises(symgrad.LengthMismatchError, match="5 and 4"):
         kernel.loss(params, {"X": x, "Y": np.array([0, 1, 2, 3])})
-    with pytest.raises(symgrad.DTypeError, match="'Y'"):
+    with pytest.raises(symgrad.DTypeError, match=r"'Y'.*np\.asarray\(\.\.\., dtype=float\)"):
         kernel.loss(params, {"X": x, "Y": np.zeros((5, 4), dtype=np.int64)})
+    # float labels: the message says what the input takes
+    with pytest.raises(symgrad.ShapeError, match=r"'Y' must have shape \(n, 4\), got \(5,\): "
+                                                 r"pass one-hot rows of 4, or integer class"):
+        kernel.loss(params, {"X": x, "Y": np.array([0.0, 1.0, 2.0, 3.0, 1.0])})
+
+
+def test_losses_name_both_shapes_when_they_differ():
+    n = sp.Symbol("n", integer=True, positive=True)
+    pred, target = sp.MatrixSymbol("P", n, 10), sp.MatrixSymbol("T", n, 3)
+    for loss in (losses.mse, losses.cross_entropy, losses.hinge,
+                 losses.binary_cross_entropy_with_logits):
+        with pytest.raises(symgrad.errors.ShapeMismatchError,
+                           match=r"needs the prediction and the target in one shape, got "
+                                 r"\(n, 10\) and \(n, 3\), in \w+\(P, T\)"):
+            loss(pred, target)

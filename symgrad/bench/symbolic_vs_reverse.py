@@ -415,9 +415,10 @@ def check_output(path: str | None, suffixes: tuple[str, ...]) -> None:
     if suffixes and target.suffix.lower() not in suffixes:
         raise OptionError(f"cannot write {path!r}: use one of {', '.join(suffixes)}")
     folder = target.parent if str(target.parent) else Path(".")
-    if target.is_dir() or not folder.is_dir():
-        why = "is a directory" if target.is_dir() else f"folder {str(folder)!r} does not exist"
-        raise OptionError(f"cannot write {path!r}: {why}")
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if target.is_dir() or (blocker is not None and not blocker.is_dir()):
+        why = "is a directory" if target.is_dir() else f"{str(blocker)!r} is not a directory"
+        raise OptionError(f"cannot write {path!r}: {why}")   # missing folders are made
 
 
 def _exit_on_signal(signum, frame):
