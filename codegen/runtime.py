@@ -141,7 +141,9 @@ def pack_params(params, names, shapes, dtype=np.float64):
             raise DTypeError(f"param {name!r} must be a real array, got {kind}")
         if arr.shape != tuple(shape) and not (arr.ndim == 1 and arr.size == size
                                               and 1 in shape and len(shape) == 2):
-            raise ShapeError(f"param {name!r} must have shape {tuple(shape)}, got {arr.shape}")
+            wanted = f"({size},) or {tuple(shape)}" if 1 in shape and len(shape) == 2 \
+                else str(tuple(shape))      # a bias as a vector, as in a state_dict
+            raise ShapeError(f"param {name!r} must have shape {wanted}, got {arr.shape}")
         flat = arr.reshape(-1)
         bad = np.flatnonzero(~np.isfinite(flat))
         if bad.size:

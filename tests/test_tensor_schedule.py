@@ -235,7 +235,8 @@ def test_missing_data_is_rejected(valid):
 
 @pytest.mark.parametrize("name, value, error, match", [
     ("0.weight", np.zeros((N_IN, N_HIDDEN)), symgrad.ShapeError, r"\(100, 1000\)"),
-    ("0.bias", np.zeros(N_HIDDEN + 1), symgrad.ShapeError, "'0.bias'"),
+    ("0.bias", np.zeros(N_HIDDEN + 1), symgrad.ShapeError,
+     r"'0.bias' must have shape \(100,\) or \(1, 100\), got \(101,\)"),
     ("2.bias", np.full(N_OUT, np.nan), symgrad.NonFiniteError, "'2.bias'.*nan"),
     ("2.weight", "weights", symgrad.DTypeError, "'2.weight'"),
 ])
