@@ -154,10 +154,16 @@ def listing(directory):
     return sorted(p.name for p in directory.iterdir())
 
 
-def test_save_into_a_missing_directory_creates_nothing(busy_kernel, tmp_path):
-    with pytest.raises(symgrad.OutputPathError):
-        busy_kernel.save(tmp_path / "missing" / "k.py")
-    assert listing(tmp_path) == []
+def test_save_under_a_file_creates_nothing(busy_kernel, tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(symgrad.OutputPathError, match="is not a directory"):
+        busy_kernel.save(tmp_path / "file.txt" / "missing" / "k.py")
+    assert listing(tmp_path) == ["file.txt"]
+
+
+def test_save_into_missing_folders_makes_them(busy_kernel, tmp_path):
+    busy_kernel.save(tmp_path / "missing" / "k.py")
+    assert listing(tmp_path / "missing") == ["k.py"]
 
 
 @pytest.mark.parametrize("interrupt", [OSError(errno.EIO, "Input/output error"),
