@@ -43,7 +43,7 @@ from symgrad.program import Assign, Guard, Operand, Program
 # (985 plain, 887 calls) in 8.9 s; a 200-deep relu chain's loss (400 plain, 200 relu) in
 # 4.9 s, a 100-deep chain's gradient (603 plain, 100 guarded, 100 relu) in 5.5 s. The
 # interpreter costs 3.5-4.5 s the first time in a cache directory and 0.4 s to load after
-# that, and runs in 1.0-1.1x the unrolled code's time on those DAGs, 2-2.5x on shallow
+# that, and runs in 1.1-1.6x the unrolled code's time on those DAGs, 1.7-3x on shallow
 # relu chains (their ops are too cheap to hide the register traffic), and faster on deep
 # ones. Past INTERPRET_ABOVE units (about 6 s of unrolled compile) the interpreter runs.
 CALL_WEIGHT = 4
