@@ -20,17 +20,10 @@ def generate(derivation, options, model, *, version: str) -> str:
     from its `derivation`, by `options` (a symgrad.options.CompileOptions)."""
     import numba
 
-    common = dict(version=version, numba_version=numba.__version__, model_name=model.name)
+    parts = dict(version=version, numba_version=numba.__version__, model_name=model.name)
+    if options.target == "cuda" or model.is_matrix:
+        parts.update(param_nodes=model.param_nodes, input_nodes=model.input_nodes,
+                     prediction=model.predict_node)
     if options.target == "cuda":
-        from codegen import cuda_module
-        return cuda_module.generate(derivation, options, param_nodes=model.param_nodes,
-                                    input_nodes=model.input_nodes,
-                                    prediction=model.predict_node, matrix=model.is_matrix,
-                                    **common)
-    if model.is_matrix:
-        from codegen import tensor_module
-        return tensor_module.generate(derivation, options, param_nodes=model.param_nodes,
-                                      input_nodes=model.input_nodes,
-                                      prediction=model.predict_node, **common)
-    from codegen import module
-    return module.generate(derivation, options, **common)
+        parts.update(matrix=model.is_matrix)
+    return load_writer(options, model).generate(derivation, options, **parts)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import heapq
 import struct
 from dataclasses import dataclass
+from functools import cache
 
 from codegen.printer import ScalarMathPrinter, scalar_math_printer
 from codegen.source import Source
@@ -239,20 +240,14 @@ def encode(program: Program, batched: list[int], printer: ScalarMathPrinter) -> 
     prologue = _needed(program.prologue, reads)
     reg: dict[str, int] = {f"p{i}": i for i in range(len(program.params))}
     reg.update({f"x{j}": len(program.params) + j for j in range(len(program.inputs))})
-    constants: dict[bytes, int] = {}
+    constants: dict[bytes, int] = {}    # each constant's row, after params and inputs
     values: list[float] = []
-    first_constant = len(reg)
-    for s in (*prologue, *program.body):
-        for a in _operands(s):
-            if isinstance(a, float) and _key(a) not in constants:
-                constants[_key(a)] = first_constant + len(values)
-                values.append(a)
-    for k in batched:
-        out = program.outputs[k]
-        if isinstance(out, float) and _key(out) not in constants:
-            constants[_key(out)] = first_constant + len(values)
-            values.append(out)
-    top = first_constant + len(values)
+    operands = [a for s in (*prologue, *program.body) for a in _operands(s)]
+    for a in operands + [program.outputs[k] for k in batched]:
+        if isinstance(a, float) and _key(a) not in constants:
+            constants[_key(a)] = len(reg) + len(values)
+            values.append(a)
+    top = len(reg) + len(values)
 
     def lookup(a: Operand | None) -> int:
         if a is None:
@@ -327,7 +322,7 @@ def _instruction(s: Assign | Guard, lookup) -> tuple[int, ...]:
 def program_constant(src: Source, name: str, encoded: Encoded) -> None:
     """Emit `name = (prologue, body, constants, held, outputs, registers, columns)`: the arrays
     `_vm_chunk` runs, one instruction per line with the statement it computes."""
-    src.line(f"# {name}: the program `_vm_chunk` runs (see the interpreter above); each")
+    src.line(f"# {name}: the program `_vm_chunk` runs (the interpreter is at the end); each")
     src.line("# instruction is (op, dest, a, b, c, guard) over register rows, then the "
              "statement it computes")
     for label, rows in (("prologue", encoded.prologue), ("body", encoded.body)):
@@ -362,6 +357,7 @@ def chunk_function(src: Source, name: str, program: Program, batched: list[int],
     src.line()
 
 
+@cache
 def shared_source(math: str, fastmath_line: str) -> str:
     """A module of its own holding the interpreter for `math` and the module's FASTMATH
     line, with the support code it calls: the text is the same for every model, so

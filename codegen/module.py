@@ -79,7 +79,7 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
         f"BLOCK = {numba_cpu.BLOCK}     # samples per block of the chunk functions' sums",
         training.fastmath_line(fastmath),
         "",
-        *names_table([("p", "PARAMS", d.params), ("x", "INPUTS", d.inputs)],
+        *names_table([("p", d.params), ("x", d.inputs)],
                      "t<k> are temporaries, m<k> the guards of branches"),
         "",
         "",
@@ -119,12 +119,12 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
 
 
 def names_table(groups, note: str = "") -> list[str]:
-    """Comment lines mapping the kernels' names to the user's: groups of (prefix, the
-    module constant listing the names, names or (name, shape) pairs)."""
+    """Comment lines mapping the kernels' names to the user's: groups of (prefix, names
+    or (name, shape) pairs)."""
     import textwrap
 
     entries = []
-    for prefix, constant, names in groups:
+    for prefix, names in groups:
         for i, name in enumerate(names):
             if isinstance(name, tuple):
                 entries.append(f"{prefix}{i} = {ascii(name[0])} {tuple(name[1])}")

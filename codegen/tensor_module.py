@@ -77,8 +77,8 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
         *([f"BLOCK = {numba_cpu.BLOCK}     # rows per block of the blocked totals"]
           if blocked else []),
         "",
-        *names_table([("P", "PARAMS", list(zip(d.params, param_shapes))),
-                      ("D", "INPUTS", list(zip(d.inputs, input_shapes)))],
+        *names_table([("P", list(zip(d.params, param_shapes))),
+                      ("D", list(zip(d.inputs, input_shapes)))],
                      "A<k> are arrays between kernels, s<k> scalars"),
         "",
         "",

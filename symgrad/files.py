@@ -7,6 +7,20 @@ import tempfile
 from pathlib import Path
 
 
+def why_unwritable(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be written, or None. Missing folders are no reason: they are made,
+    as `mkdir -p` would (`k.save("build/k.py")` in a fresh directory); a file standing
+    where a folder should be is."""
+    path = Path(path)
+    if path.is_dir():
+        return "it is a directory"
+    directory = path.parent if str(path.parent) else Path(".")
+    blocker = next((p for p in (directory, *directory.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        return f"{str(blocker)!r} is not a directory"
+    return None
+
+
 def write_atomic(path: str | os.PathLike, text: str | bytes) -> Path:
     """Write text (or bytes) to path through a temporary file and a rename: all or nothing
     (missing parent folders are created first).
@@ -18,15 +32,9 @@ def write_atomic(path: str | os.PathLike, text: str | bytes) -> Path:
 
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise OutputPathError(f"cannot write {str(path)!r}: it is a directory")
+    if (why := why_unwritable(path)) is not None:
+        raise OutputPathError(f"cannot write {str(path)!r}: {why}")
     if not directory.is_dir():
-        # Missing folders are made, as `mkdir -p` would (`k.save("build/k.py")` in a fresh
-        # directory); a file standing where a folder should be is an error.
-        blocker = next((p for p in (directory, *directory.parents) if p.exists()), None)
-        if blocker is not None and not blocker.is_dir():
-            raise OutputPathError(f"cannot write {str(path)!r}: {str(blocker)!r} is not a "
-                                  f"directory")
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -26,7 +26,7 @@ def _same_shape(loss: str, pred: sp.MatrixExpr, target: sp.MatrixExpr) -> None:
         raise ShapeMismatchError(shapes, where,
                                  f"{loss} takes two matrix expressions, got shapes "
                                  f"{shapes[0]} and {shapes[1]}")
-    if any(sp.simplify(a - b) != 0 for a, b in zip(*shapes)):
+    if any(sp.sympify(a) != sp.sympify(b) for a, b in zip(*shapes)):
         raise ShapeMismatchError(shapes, where, f"{loss} needs the prediction and the target "
                                  f"in one shape, got {_show(shapes[0])} and {_show(shapes[1])}")
 

@@ -30,9 +30,9 @@ from pathlib import Path
 
 from symgrad.bench import models, report
 from symgrad.bench.worker import STEPS as WORKER_STEPS
-from symgrad.files import write_atomic  # noqa: E402
-from symgrad.errors import OptionError, SymgradError  # noqa: E402
-from symgrad.measure import FAILED, OVER_BUDGET, Measure, follow  # noqa: E402
+from symgrad.errors import OptionError, SymgradError
+from symgrad.files import why_unwritable, write_atomic
+from symgrad.measure import FAILED, OVER_BUDGET, Measure, follow
 
 # The directory that holds the symgrad package, for workers in a checkout not installed.
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent.parent)
@@ -414,11 +414,8 @@ def check_output(path: str | None, suffixes: tuple[str, ...]) -> None:
     target = Path(path)
     if suffixes and target.suffix.lower() not in suffixes:
         raise OptionError(f"cannot write {path!r}: use one of {', '.join(suffixes)}")
-    folder = target.parent if str(target.parent) else Path(".")
-    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if target.is_dir() or (blocker is not None and not blocker.is_dir()):
-        why = "is a directory" if target.is_dir() else f"{str(blocker)!r} is not a directory"
-        raise OptionError(f"cannot write {path!r}: {why}")   # missing folders are made
+    if (why := why_unwritable(target)) is not None:    # missing folders are made
+        raise OptionError(f"cannot write {path!r}: {why}")
 
 
 def _exit_on_signal(signum, frame):
