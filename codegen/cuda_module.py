@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING
 
 import codegen.optimizers
 import codegen.runtime
+import codegen.special_math
 from codegen import numba_cuda, numba_cuda_tensor, optimizer_rules, templates, training
 from codegen.module import loss_and_grad_program, loss_program
-from codegen.numba_cuda import DEFAULT_LAUNCH, KernelSet, Launch
+from codegen.numba_cuda import CUDA_SPECIAL, DEFAULT_LAUNCH, KernelSet, Launch
+from codegen.printer import calls_special_math
 from codegen.source import Source, support_block
 from codegen.tensor_module import _batch_size, programs
 from symgrad.tensor_program import tensor_schedule
@@ -37,8 +39,17 @@ if TYPE_CHECKING:
     from symgrad.ir import Node
     from symgrad.options import CompileOptions
 
-# Read as text, not imported: importing it would import numba.cuda.
-SUPPORT = SimpleNamespace(__file__=str(Path(__file__).with_name("cuda_support.py")))
+def _as_text(name: str) -> SimpleNamespace:
+    """A support file read as text, not imported (importing it would import numba.cuda):
+    what support_block needs of a module, its path and docstring."""
+    import ast
+    path = Path(__file__).with_name(name)
+    return SimpleNamespace(__file__=str(path), __doc__=ast.get_docstring(
+        ast.parse(path.read_text(encoding="utf-8"))))
+
+
+SUPPORT = _as_text("cuda_support.py")
+SPECIAL = _as_text("cuda_special.py")
 
 
 def generate(d: Derivation, options: CompileOptions | None = None, *, version: str,
@@ -111,7 +122,9 @@ def generate(d: Derivation, options: CompileOptions | None = None, *, version: s
     src.line()
     src.lines(optimizer_rules.constants())
     optimizer_rules.cuda_kernels(src)
-    src.lines(support_block(codegen.runtime, codegen.optimizers, SUPPORT))
+    special = calls_special_math(src.text().splitlines(), tuple(CUDA_SPECIAL.values()))
+    src.lines(support_block(codegen.runtime, codegen.optimizers, SUPPORT,
+                            *([codegen.special_math, SPECIAL] if special else [])))
     return src.text()
 
 

@@ -33,6 +33,7 @@ from functools import cache
 
 from codegen.printer import ScalarMathPrinter, scalar_math_printer
 from codegen.source import Source
+from symgrad.errors import OptionError
 from symgrad.ir import Op
 from symgrad.program import Assign, Guard, Operand, Program
 
@@ -82,10 +83,24 @@ def cost(program: Program) -> int:
     return sum(units(s) for s in (*program.prologue, *program.body) if isinstance(s, Assign))
 
 
+def unsupported_ops(program: Program) -> list[str]:
+    """The ops of `program` the interpreter has no instruction for (the special and
+    inverse functions: their programs compile unrolled)."""
+    ops = {s.node.op for s in (*program.prologue, *program.body) if isinstance(s, Assign)}
+    return sorted(op.name for op in ops if op not in CODE)
+
+
 def interpreted(program: Program, interpret: bool | None) -> bool:
     """Whether `program`'s chunk function runs on the interpreter: `interpret` True or
-    False forces the choice, None (automatic) chooses it above INTERPRET_ABOVE."""
-    return cost(program) > INTERPRET_ABOVE if interpret is None else bool(interpret)
+    False forces the choice, None (automatic) chooses it above INTERPRET_ABOVE for a
+    program whose every op has an instruction."""
+    if interpret is None:
+        return cost(program) > INTERPRET_ABOVE and not unsupported_ops(program)
+    if interpret and (missing := unsupported_ops(program)):
+        raise OptionError(f"interpret=True: the interpreter has no instruction for "
+                          f"{', '.join(missing)}; compile this model with interpret=None "
+                          f"or False")
+    return bool(interpret)
 
 
 def _case(op, printer: ScalarMathPrinter) -> str:

@@ -13,8 +13,10 @@ import codegen.optimizers
 import codegen.runtime
 import codegen.block_sums
 import codegen.scalar_math
+import codegen.special_math
 import codegen.vector_math
 from codegen import interpreter, numba_cpu, optimizer_rules, templates, training
+from codegen.printer import calls_special_math
 from codegen.source import Source, support_block
 from symgrad.program import Program, schedule
 
@@ -110,9 +112,11 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
     src.line()
     src.line()
     optimizer_rules.cpu_steps(src)
+    special = calls_special_math(src.text().splitlines())
     src.lines(support_block(codegen.runtime, codegen.optimizers,
                             *([codegen.scalar_math, codegen.block_sums] if d.inputs else []),
-                            *([codegen.vector_math] if vector else [])))
+                            *([codegen.vector_math] if vector else []),
+                            *([codegen.special_math] if special else [])))
     if any(on_vm.values()):
         interpreter.interpreter_functions(src, math)
     return src.text()

@@ -61,6 +61,12 @@ def array_type(dtype: str, ndim: int) -> str:
     return f"{dtype}[{', '.join([':'] * (ndim - 1) + ['::1'])}]"
 
 
+# Functions printed as codegen/cuda_special.py's names (pasted into a module that calls one).
+CUDA_SPECIAL: dict[Op, str] = {
+    Op.FLOOR: "_floor", Op.CEIL: "_ceil", Op.MOD: "_mod", Op.ERF: "_erf", Op.ERFC: "_erfc",
+    Op.GAMMA: "_gamma", Op.LGAMMA: "_lgamma", Op.POLYGAMMA: "_polygamma_dev"}
+
+
 class CudaExprPrinter(ExprPrinter):
     """The CPU printer with the device's math: `_exp`, `_sqrt`, ... (see cuda_support)
     where Numba's CUDA target has no NumPy ufunc; `np.log`, `np.tanh`, `np.maximum`
@@ -68,7 +74,7 @@ class CudaExprPrinter(ExprPrinter):
 
     FUNCS: ClassVar[dict[Op, str]] = {
         **ExprPrinter.FUNCS, Op.EXP: "_exp", Op.EXPM1: "_expm1", Op.LOG1P: "_log1p",
-        Op.SQRT: "_sqrt", Op.ABS: "abs"}
+        Op.SQRT: "_sqrt", Op.ABS: "abs", **CUDA_SPECIAL}
     # NumPy functions Numba's CUDA target cannot type (measured with Numba 0.68)
     NOT_ON_DEVICE: ClassVar[tuple[str, ...]] = (
         "np.exp(", "np.expm1(", "np.log1p(", "np.sqrt(", "np.abs(", "np.sign(", "np.isfinite(")

@@ -63,6 +63,20 @@ VECTOR_CALLS: dict[Op, str] = {
     Op.TANH: "vtanh", Op.SIGMOID: "vsigmoid", Op.SOFTPLUS: "vsoftplus"}
 
 
+# Functions NumPy lacks, printed as calls of codegen/special_math.py's names (pasted into
+# a module that calls one); polygamma's order is printed as its first argument.
+SPECIAL_CALLS: dict[Op, str] = {
+    Op.ERF: "erf", Op.ERFC: "erfc", Op.GAMMA: "gamma", Op.LGAMMA: "lgamma",
+    Op.POLYGAMMA: "polygamma"}
+
+
+def calls_special_math(lines: list[str], names=tuple(SPECIAL_CALLS.values())) -> bool:
+    """Whether generated code (comment lines aside) calls one of `names`."""
+    import re
+    call = re.compile(rf"(?<![\w.])({'|'.join(map(re.escape, names))})\(")
+    return any(call.search(line) for line in lines if not line.lstrip().startswith("#"))
+
+
 class ExprPrinter:
     # Ops printed as a call of one named function before any other rule (VECTOR_CALLS).
     CALLS: ClassVar[dict[Op, str]] = {}
@@ -71,6 +85,11 @@ class ExprPrinter:
         Op.SQRT: "np.sqrt", Op.SIN: "np.sin", Op.COS: "np.cos", Op.TAN: "np.tan",
         Op.TANH: "np.tanh", Op.ABS: "np.abs", Op.SIGN: "np.sign",
         Op.MAX: "np.maximum", Op.MIN: "np.minimum",
+        Op.ASIN: "np.arcsin", Op.ACOS: "np.arccos", Op.ATAN: "np.arctan", Op.SINH: "np.sinh",
+        Op.COSH: "np.cosh", Op.ASINH: "np.arcsinh", Op.ACOSH: "np.arccosh",
+        Op.ATANH: "np.arctanh", Op.FLOOR: "np.floor", Op.CEIL: "np.ceil",
+        Op.ATAN2: "np.arctan2", Op.MOD: "np.mod",
+        **{op: name for op, name in SPECIAL_CALLS.items()},
     }
     INFIX: ClassVar[dict[Op, str]] = {
         Op.ADD: "+", Op.SUB: "-", Op.MUL: "*", Op.DIV: "/",
@@ -94,6 +113,8 @@ class ExprPrinter:
             return self.choose(f"{a} > 0.0", "1.0", self.choose(
                 f"{a} < 0.0", "0.0", self.choose(f"{a} == 0.0", literal(attr), a)))
         if (fn := self.FUNCS.get(op)) is not None:
+            if op is Op.POLYGAMMA:
+                return f"{fn}({attr}, {operand(args[0])})"
             return f"{fn}({', '.join(map(operand, args))})"
         if (sym := self.INFIX.get(op)) is not None:
             a, b = map(operand, args)

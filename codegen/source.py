@@ -55,12 +55,19 @@ class Source:
         return "\n".join(lines) + "\n"
 
 
+def first_sentence(doc: str) -> str:
+    """A docstring's first sentence on one line, without its period."""
+    import re
+    text = " ".join(doc.split())
+    return re.split(r"(?<!\.)\.(?:\s|$)", text, maxsplit=1)[0]     # not an ellipsis
+
+
 def support_block(*modules) -> list[str]:
     """The support modules (runtime checks, optimizers, ...) pasted in, each under a
     heading naming its source file."""
     lines: list[str] = []
     for module in modules:
         name = Path(module.__file__).name
-        lines += [f"# ---- {module.__doc__.splitlines()[0].rstrip('.')} (symgrad's codegen/{name}) "
-                  f"----", *embedded(module)]
+        lines += [f"# ---- {first_sentence(module.__doc__)} (symgrad's codegen/{name}) ----",
+                  *embedded(module)]
     return lines + ["# ---- end of support code ----", "", ""]

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING
 import codegen.block_sums
 import codegen.optimizers
 import codegen.runtime
+import codegen.special_math
 import codegen.vector_math
 from codegen import numba_cpu, numba_tensor, optimizer_rules, templates, training
 from codegen.module import names_table
+from codegen.printer import calls_special_math
 from codegen.source import Source, support_block
 from symgrad.ir import Node, add
 from symgrad.tensor_program import Loop, tensor_schedule
@@ -105,9 +107,11 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
     src.line()
     src.line()
     optimizer_rules.cpu_steps(src)
+    special = calls_special_math(src.text().splitlines())
     src.lines(support_block(codegen.runtime, codegen.optimizers,
                             *([codegen.vector_math] if vector else []),
-                            *([codegen.block_sums] if blocked else [])))
+                            *([codegen.block_sums] if blocked else []),
+                            *([codegen.special_math] if special else [])))
     return src.text()
 
 

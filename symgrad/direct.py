@@ -8,6 +8,7 @@ them, so the kernels it yields are compared with reverse mode's like with like.
 from __future__ import annotations
 
 import sympy as sp
+from sympy.codegen.numpy_nodes import maximum, minimum
 
 from symgrad.errors import ExpressionTooDeepError
 from symgrad.frontend import map_tree, rebuilt
@@ -25,6 +26,9 @@ def symbolic_gradients(expr: sp.Expr, wrt) -> list[sp.Expr]:
             "deeply for SymPy); use method='reverse', which has no depth limit") from None
 
 
+_NUMPY_MAX_MIN = {maximum: sp.Max, minimum: sp.Min}
+
+
 def nest_max_min(expr: sp.Expr) -> sp.Expr:
     """Max(a, b, c) as Max(Max(a, b), c) (and Min alike), as the IR lowers it, so that
     sympy.diff splits a tie at each binary max as reverse mode does (1/4, 1/4, 1/2 for a
@@ -33,6 +37,9 @@ def nest_max_min(expr: sp.Expr) -> sp.Expr:
         return e if not e.args or getattr(e, "bound_symbols", None) else None
 
     def build(e: sp.Basic, args: tuple) -> sp.Basic:
+        if type(e) in _NUMPY_MAX_MIN:        # sympy.diff cannot differentiate these
+            e = _NUMPY_MAX_MIN[type(e)](*args, evaluate=False)
+            args = e.args
         if isinstance(e, (sp.Max, sp.Min)) and len(args) > 2:
             nested = args[0]
             for a in args[1:]:

@@ -12,7 +12,8 @@ import math
 from collections.abc import Callable, Mapping
 
 import sympy as sp
-from sympy.codegen.cfunctions import expm1, log1p
+from sympy.codegen.cfunctions import Sqrt, exp2, expm1, hypot, log1p, log2, log10
+from sympy.codegen.numpy_nodes import logaddexp, logaddexp2, maximum, minimum
 
 from symgrad import functions as fn
 from symgrad.errors import ShapeMismatchError, UnsupportedFunctionError
@@ -39,14 +40,41 @@ from symgrad.walk import bottom_up
 UNARY: dict[type, Op] = {
     sp.exp: Op.EXP, sp.log: Op.LOG, sp.sin: Op.SIN, sp.cos: Op.COS, sp.tan: Op.TAN,
     sp.tanh: Op.TANH, sp.Abs: Op.ABS, sp.sign: Op.SIGN,
+    sp.asin: Op.ASIN, sp.acos: Op.ACOS, sp.atan: Op.ATAN, sp.sinh: Op.SINH,
+    sp.cosh: Op.COSH, sp.asinh: Op.ASINH, sp.acosh: Op.ACOSH, sp.atanh: Op.ATANH,
+    sp.erf: Op.ERF, sp.erfc: Op.ERFC, sp.gamma: Op.GAMMA, sp.loggamma: Op.LGAMMA,
+    sp.floor: Op.FLOOR, sp.ceiling: Op.CEIL,
     fn.sigmoid: Op.SIGMOID, fn.relu: Op.RELU, fn.softplus: Op.SOFTPLUS,
-    log1p: Op.LOG1P, expm1: Op.EXPM1,
+    log1p: Op.LOG1P, expm1: Op.EXPM1, Sqrt: Op.SQRT,
+}
+BINARY: dict[type, Op] = {sp.atan2: Op.ATAN2, sp.Mod: Op.MOD}
+# Functions lowered as a formula of supported ones (the same value, and SymPy's own
+# definition of it): (x, ...) -> a SymPy expression.
+_LN2, _LN10 = sp.log(2), sp.log(10)
+REWRITES: dict[type, Callable[..., sp.Expr]] = {
+    sp.sec: lambda x: 1 / sp.cos(x), sp.csc: lambda x: 1 / sp.sin(x),
+    sp.cot: lambda x: 1 / sp.tan(x), sp.sech: lambda x: 1 / sp.cosh(x),
+    sp.csch: lambda x: 1 / sp.sinh(x), sp.coth: lambda x: 1 / sp.tanh(x),
+    sp.frac: lambda x: x - sp.floor(x),
+    sp.sinc: lambda x: sp.Piecewise((1, sp.Eq(x, 0)), (sp.sin(x) / x, True)),
+    exp2: lambda x: sp.Pow(2, x, evaluate=False),
+    log2: lambda x: sp.log(x) / _LN2, log10: lambda x: sp.log(x) / _LN10,
+    hypot: lambda x, y: sp.sqrt(x**2 + y**2),
+    # log(e^x + e^y) with the larger exponent shifted out, as np.logaddexp
+    logaddexp: lambda x, y: sp.Max(x, y) + log1p(sp.exp(-sp.Abs(x - y))),
+    logaddexp2: lambda x, y: sp.Max(x, y) + log1p(sp.Pow(2, -sp.Abs(x - y))) / _LN2,
+    maximum: lambda x, y: sp.Max(x, y), minimum: lambda x, y: sp.Min(x, y),
 }
 COMPARISON: dict[type, Op] = {
     sp.StrictLessThan: Op.LT, sp.LessThan: Op.LE, sp.StrictGreaterThan: Op.GT,
     sp.GreaterThan: Op.GE, sp.Equality: Op.EQ, sp.Unequality: Op.NE,
 }
 BINARY_CHAIN: dict[type, Op] = {sp.Max: Op.MAX, sp.Min: Op.MIN, sp.And: Op.AND, sp.Or: Op.OR}
+
+
+SUPPORTED_HINT = ("symgrad supports the functions listed in its README (\"Supported "
+                  "functions\"), which `symgrad functions` prints and "
+                  "`symgrad.supported_functions()` returns")
 
 
 def _short(expr: sp.Basic, limit: int = 120) -> str:
@@ -154,6 +182,10 @@ class Lowering:
             return ()
         if isinstance(e, sp.DiracDelta) and self.zero_deltas:
             return ()
+        if isinstance(e, sp.polygamma):
+            return e.args[1:]       # the order n is the op's attr
+        if type(e) in REWRITES or isinstance(e, sp.Derivative):
+            return ()               # lowered whole, through low(...) of the rewritten form
         if getattr(e, "bound_symbols", None):
             return ()   # Integral, Sum, Lambda...: not entered; _lower reports them
         return e.args
@@ -175,11 +207,16 @@ class Lowering:
         for cls, op in UNARY.items():
             if isinstance(e, cls) and len(args) == 1:
                 return make(op, args[0])
+        for cls, op in BINARY.items():
+            if isinstance(e, cls) and len(args) == 2:
+                return make(op, *args)
+        if type(e) in REWRITES:
+            return self(REWRITES[type(e)](*e.args))
         if isinstance(e, sp.DiracDelta) and self.zero_deltas:
             return const(0.0)
         name = getattr(e, "func", type(e))
         name = getattr(name, "__name__", str(name))
-        raise UnsupportedFunctionError(name, _short(e))
+        raise UnsupportedFunctionError(name, _short(e), SUPPORTED_HINT)
 
 
 def _add(low: Lowering, e: sp.Add, args: list[Node]) -> Node:
@@ -246,6 +283,50 @@ def _piecewise(low: Lowering, e: sp.Piecewise, args: list[Node]) -> Node:
     return result
 
 
+def _polygamma(low: Lowering, e: sp.polygamma, args: list[Node]) -> Node:
+    n = e.args[0]
+    if not (n.is_Integer and n >= 0):
+        raise UnsupportedFunctionError("polygamma", _short(e),
+                                       "its order must be an integer literal >= 0")
+    return make(Op.POLYGAMMA, args[0], attr=int(n))
+
+
+# The derivatives sympy.diff leaves unevaluated (the direct method meets them): floor and
+# ceiling are flat almost everywhere (derivative 0, as PyTorch's), and Mod(a, b) =
+# a - b floor(a/b) has the derivative a' - floor(a/b) b' (torch.remainder's).
+_FLAT = (sp.floor, sp.ceiling, sp.sign)
+
+
+def derivative_formula(e: sp.Derivative) -> sp.Expr:
+    """The derivative sympy.diff left unevaluated, as an expression it can lower."""
+    f, counts = e.expr, e.variable_count
+    if len(counts) == 1 and counts[0][1] == 1:
+        v = counts[0][0]
+        if isinstance(f, _FLAT):
+            return sp.S.Zero
+        if isinstance(f, sp.frac):
+            return sp.diff(f.args[0], v)       # frac(u) = u - floor(u)
+        if isinstance(f, sp.Mod):
+            a, b = f.args
+            return sp.diff(a, v) - sp.floor(a / b) * sp.diff(b, v)
+    raise UnsupportedFunctionError("Derivative", _short(e), "an unevaluated derivative of a "
+                                   "function whose derivative symgrad does not know")
+
+
+def _derivative(low: Lowering, e: sp.Derivative, args: list[Node]) -> Node:
+    return low(derivative_formula(e))
+
+
+def _subs(low: Lowering, e: sp.Subs, args: list[Node]) -> Node:
+    # sympy.diff's chain rule through a function it cannot differentiate:
+    # Subs(Derivative(f(xi), xi), xi, u) is f' at u.
+    if not isinstance(e.expr, sp.Derivative):
+        raise UnsupportedFunctionError("Subs", _short(e), "only the Subs(Derivative(...)) "
+                                       "that sympy.diff makes is supported")
+    formula = derivative_formula(e.expr)
+    return low(formula.xreplace(dict(zip(e.variables, e.point))))
+
+
 def _chain(op: Op) -> Callable:
     def lower(low: Lowering, e: sp.Basic, args: list[Node]) -> Node:
         result = args[0]
@@ -276,7 +357,8 @@ def _shape_of(sym: sp.Basic) -> tuple:
 _LOWERINGS: dict[type, Callable] = {
     **MATRIX_LOWERINGS,
     sp.Add: _add, sp.Mul: _mul, sp.Pow: _pow, sp.Heaviside: _heaviside,
-    sp.Piecewise: _piecewise, sp.Not: _not, sp.ITE: _ite,
+    sp.Piecewise: _piecewise, sp.Not: _not, sp.ITE: _ite, sp.polygamma: _polygamma,
+    sp.Derivative: _derivative, sp.Subs: _subs,
     **{cls: _chain(op) for cls, op in BINARY_CHAIN.items()},
     **{cls: _comparison(op) for cls, op in COMPARISON.items()},
 }

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from symgrad import special
+
 
 class Op(enum.Enum):
     # leaves
@@ -51,6 +53,23 @@ class Op(enum.Enum):
     COS = "cos"
     TAN = "tan"
     TANH = "tanh"
+    ASIN = "asin"
+    ACOS = "acos"
+    ATAN = "atan"
+    SINH = "sinh"
+    COSH = "cosh"
+    ASINH = "asinh"
+    ACOSH = "acosh"
+    ATANH = "atanh"
+    ERF = "erf"
+    ERFC = "erfc"
+    GAMMA = "gamma"
+    LGAMMA = "lgamma"        # log|gamma(x)|
+    POLYGAMMA = "polygamma"  # attr: the order n (int >= 0); n = 0 is digamma
+    FLOOR = "floor"
+    CEIL = "ceil"
+    ATAN2 = "atan2"          # (y, x), as sympy.atan2 and np.arctan2
+    MOD = "mod"              # (x, y): x - y floor(x / y), the sign of y (np.mod, sympy.Mod)
     ABS = "abs"
     SIGN = "sign"
     SIGMOID = "sigmoid"
@@ -93,7 +112,8 @@ BOOLEAN = COMPARISONS | LOGICAL
 ARITY: dict[Op, int] = {op: 1 for op in Op}
 ARITY.update({op: 0 for op in LEAVES})
 ARITY.update({op: 2 for op in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAX, Op.MIN,
-                               Op.AND, Op.OR, Op.MATMUL, Op.TANH_BACKWARD, *COMPARISONS)})
+                               Op.ATAN2, Op.MOD, Op.AND, Op.OR, Op.MATMUL, Op.TANH_BACKWARD,
+                               *COMPARISONS)})
 BACKWARD_ONLY = frozenset({Op.TANH_BACKWARD})   # made by VJP rules, never by the front end
 ARITY[Op.WHERE] = 3
 
@@ -248,6 +268,11 @@ SEMANTICS: dict[Op, Callable] = {
     Op.NEG: np.negative, Op.POW: np.power,
     Op.EXP: np.exp, Op.EXPM1: np.expm1, Op.LOG: np.log, Op.LOG1P: np.log1p,
     Op.SQRT: np.sqrt, Op.SIN: np.sin, Op.COS: np.cos, Op.TAN: np.tan, Op.TANH: np.tanh,
+    Op.ASIN: np.arcsin, Op.ACOS: np.arccos, Op.ATAN: np.arctan, Op.SINH: np.sinh,
+    Op.COSH: np.cosh, Op.ASINH: np.arcsinh, Op.ACOSH: np.arccosh, Op.ATANH: np.arctanh,
+    Op.ERF: special.erf, Op.ERFC: special.erfc, Op.GAMMA: special.gamma,
+    Op.LGAMMA: special.lgamma, Op.POLYGAMMA: special.polygamma,
+    Op.FLOOR: np.floor, Op.CEIL: np.ceil, Op.ATAN2: np.arctan2, Op.MOD: np.mod,
     Op.ABS: np.abs, Op.SIGN: np.sign, Op.SIGMOID: _stable_sigmoid,
     Op.RELU: lambda x: np.maximum(x, 0.0), Op.SOFTPLUS: _stable_softplus,
     Op.HEAVISIDE: _heaviside, Op.MAX: np.maximum, Op.MIN: np.minimum,
@@ -258,7 +283,7 @@ SEMANTICS: dict[Op, Callable] = {
     Op.TANH_BACKWARD: lambda g, out: g * (1.0 - out * out),
     Op.MATMUL: np.matmul, Op.TRANSPOSE: np.transpose, Op.SUM: _sum, Op.LOGSUMEXP: _logsumexp,
 }
-ATTR_OPS = frozenset({Op.HEAVISIDE, Op.SUM, Op.LOGSUMEXP})   # ops whose SEMANTICS take attr as a last argument
+ATTR_OPS = frozenset({Op.HEAVISIDE, Op.SUM, Op.LOGSUMEXP, Op.POLYGAMMA})   # ops whose SEMANTICS take attr as a last argument
 
 
 def apply(op: Op, values: Sequence, attr: Hashable = None):

@@ -16,6 +16,7 @@ gradient evenly; abs'(0) = sign(0) = 0.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from symgrad.ir import (
@@ -35,7 +36,8 @@ from symgrad.ir import (
 
 Rule = Callable[..., tuple[Node | None, ...]]
 VJP: dict[Op, Rule] = {}
-NON_DIFFERENTIABLE = BOOLEAN | LEAVES | {Op.SIGN, Op.HEAVISIDE}
+# Flat almost everywhere: derivative 0 (PyTorch's for sign, floor, ceil).
+NON_DIFFERENTIABLE = BOOLEAN | LEAVES | {Op.SIGN, Op.HEAVISIDE, Op.FLOOR, Op.CEIL}
 
 
 def vjp(*ops: Op):
@@ -143,6 +145,87 @@ def _tanh_backward(h, out, g, y):
     return make(Op.TANH_BACKWARD, h, y), -(h * g * y * 2.0)
 
 
+@vjp(Op.ASIN)
+def _asin(g, out, x):
+    return (g / make(Op.SQRT, 1.0 - x * x),)
+
+
+@vjp(Op.ACOS)
+def _acos(g, out, x):
+    return (-(g / make(Op.SQRT, 1.0 - x * x)),)
+
+
+@vjp(Op.ATAN)
+def _atan(g, out, x):
+    return (g / (x * x + 1.0),)
+
+
+@vjp(Op.SINH)
+def _sinh(g, out, x):
+    return (g * make(Op.COSH, x),)
+
+
+@vjp(Op.COSH)
+def _cosh(g, out, x):
+    return (g * make(Op.SINH, x),)
+
+
+@vjp(Op.ASINH)
+def _asinh(g, out, x):
+    return (g / make(Op.SQRT, x * x + 1.0),)
+
+
+@vjp(Op.ACOSH)
+def _acosh(g, out, x):
+    # SymPy's form: sqrt(x - 1) sqrt(x + 1) keeps its accuracy near 1, where x^2 - 1 cancels
+    return (g / (make(Op.SQRT, x - 1.0) * make(Op.SQRT, x + 1.0)),)
+
+
+@vjp(Op.ATANH)
+def _atanh(g, out, x):
+    return (g / (1.0 - x * x),)
+
+
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+
+@vjp(Op.ERF)
+def _erf(g, out, x):
+    return (g * (make(Op.EXP, -(x * x)) * _TWO_OVER_SQRT_PI),)
+
+
+@vjp(Op.ERFC)
+def _erfc(g, out, x):
+    return (-(g * (make(Op.EXP, -(x * x)) * _TWO_OVER_SQRT_PI)),)
+
+
+@vjp(Op.GAMMA)
+def _gamma(g, out, x):
+    return (g * (out * make(Op.POLYGAMMA, x, attr=0)),)
+
+
+@vjp(Op.LGAMMA)
+def _lgamma(g, out, x):
+    return (g * make(Op.POLYGAMMA, x, attr=0),)
+
+
+@vjp(Op.POLYGAMMA)
+def _polygamma(g, out, x):
+    return (g * make(Op.POLYGAMMA, x, attr=out.attr + 1),)
+
+
+@vjp(Op.ATAN2)
+def _atan2(g, out, y, x):
+    scale = g / (x * x + y * y)
+    return scale * x, -(scale * y)
+
+
+@vjp(Op.MOD)
+def _mod(g, out, x, y):
+    # mod(x, y) = x - y floor(x / y): 1 and -floor(x / y), as torch.remainder's backward
+    return g, -(g * make(Op.FLOOR, x / y))
+
+
 @vjp(Op.SIGMOID)
 def _sigmoid(g, out, x):
     return (g * (out * (1.0 - out)),)
@@ -218,4 +301,6 @@ def _zero(g, out, *args):
 # the cotangent is structurally 0 (reverse.py, "Shared nodes"). The other rules keep
 # an exact 0 a 0 (sums, selects, bounded factors such as sigmoid' and tanh').
 UNBOUNDED_FACTOR = frozenset({Op.MUL, Op.DIV, Op.POW, Op.EXP, Op.EXPM1, Op.LOG, Op.LOG1P,
-                              Op.SQRT, Op.SIN, Op.COS, Op.TAN})
+                              Op.SQRT, Op.SIN, Op.COS, Op.TAN, Op.ASIN, Op.ACOS, Op.SINH,
+                              Op.COSH, Op.ACOSH, Op.ATANH, Op.GAMMA, Op.LGAMMA,
+                              Op.POLYGAMMA, Op.ATAN2, Op.MOD})

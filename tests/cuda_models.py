@@ -49,6 +49,22 @@ def every_op_model() -> symgrad.Model:
                          name="every op")
 
 
+def special_functions_model() -> symgrad.Model:
+    """A scalar model with every inverse, hyperbolic and special function, each at
+    arguments in its domain for any real data (x, y in +-[0.2, 1.5])."""
+    x, y = sp.symbols("x y", real=True)
+    a, b = sp.symbols("a b", real=True)
+    loss = (sp.asin(sp.tanh(a * x) / 2) + sp.acos(sp.tanh(b * y) / 3) + sp.atan(a * x)
+            + sp.sinh(b * y / 4) + sp.cosh(a * x / 4) + sp.asinh(a * x)
+            + sp.acosh(2 + b**2 * y**2) + sp.atanh(sp.tanh(a * y) / 2) + sp.erf(a * x)
+            + sp.erfc(b * y) + sp.gamma(2.5 + sp.tanh(a * x)) + sp.loggamma(3 + b**2 * x**2)
+            + sp.digamma(2 + y**2) * a + sp.polygamma(1, 3 + a**2 + x**2)
+            + sp.floor(2 * x) * a + sp.ceiling(2 * y) * b
+            + sp.atan2(a * x, 1.5 + b**2 + y**2) + sp.Mod(a * x, 0.7) + sp.Mod(3 * x, 1 + b**2))
+    return symgrad.Model(loss=loss, params=[a, b], inputs=[x, y], reduction="mean",
+                         name="special functions")
+
+
 def mlp(loss: str) -> tuple[symgrad.Model, nn.Sequential]:
     """3 -> 5 -> 3 networks: ReLU + sigmoid with MSE ("sum"), tanh with cross-entropy
     ("mean")."""

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 
 import numpy as np
 import sympy as sp
+import sympy.codegen.cfunctions as cf
+import sympy.codegen.numpy_nodes as npn
 
 import symgrad.interpret
 from symgrad import functions as fn
@@ -31,7 +33,46 @@ def elementary(expr: sp.Expr) -> sp.Expr:
         expr = expr.replace(fn.sigmoid, lambda z: 1 / (1 + sp.exp(-z))) \
             .replace(fn.softplus, lambda z: sp.log(1 + sp.exp(z))) \
             .replace(fn.relu, lambda z: sp.Max(0, z))
+    if expr.has(*_CODEGEN):
+        for f, definition in _CODEGEN.items():
+            expr = expr.replace(f, definition)
+    if expr.has(sp.Derivative):
+        expr = expr.replace(sp.Subs, _chain_rule).replace(sp.Derivative, _flat_derivative)
     return expr
+
+
+# sympy.codegen's functions (which evalf does not evaluate) by their definitions.
+_CODEGEN = {
+    cf.Sqrt: sp.sqrt, cf.exp2: lambda x: 2**x, cf.log2: lambda x: sp.log(x) / sp.log(2),
+    cf.log10: lambda x: sp.log(x) / sp.log(10), cf.hypot: lambda x, y: sp.sqrt(x**2 + y**2),
+    cf.log1p: lambda x: sp.log(1 + x), cf.expm1: lambda x: sp.exp(x) - 1,
+    npn.logaddexp: lambda x, y: sp.log(sp.exp(x) + sp.exp(y)),
+    npn.logaddexp2: lambda x, y: sp.log(2**x + 2**y) / sp.log(2),
+    npn.maximum: sp.Max, npn.minimum: sp.Min,
+}
+
+
+def _flat_derivative(f: sp.Expr, *variables) -> sp.Expr:
+    """The derivatives sympy.diff leaves unevaluated: floor, ceiling (0 away from their
+    jumps) and Mod(a, b) = a - b floor(a/b) (a' - floor(a/b) b' away from them)."""
+    (v, order), = [(v, 1) if not isinstance(v, sp.Tuple) else tuple(v) for v in variables]
+    assert order == 1, variables
+    if isinstance(f, (sp.floor, sp.ceiling)):
+        return sp.S.Zero
+    if isinstance(f, sp.frac):
+        return sp.diff(f.args[0], v)
+    if isinstance(f, sp.Mod):
+        a, b = f.args
+        return sp.diff(a, v) - sp.floor(a / b) * sp.diff(b, v)
+    derivative = sp.diff(f, v)        # a function SymPy knows once rewritten (Max)
+    if not derivative.has(sp.Derivative):
+        return derivative
+    raise ValueError(f"the oracle cannot evaluate {sp.Derivative(f, *variables)}")
+
+
+def _chain_rule(expr: sp.Expr, variables, point) -> sp.Expr:
+    """Subs(Derivative(f(xi), xi), xi, u), sympy.diff's chain rule through such an f."""
+    return _flat_derivative(*expr.args).xreplace(dict(zip(variables, point)))
 
 
 def value(expr: sp.Expr, point: Mapping[sp.Symbol, float]) -> float:
@@ -96,6 +137,12 @@ def kink_arguments(expr: sp.Expr) -> list[sp.Expr]:
     found = []
     for e in sp.preorder_traversal(expr):
         if isinstance(e, (sp.Abs, sp.sign, sp.Heaviside, fn.relu)):
+            found.append(e.args[0])
+        elif isinstance(e, (sp.floor, sp.ceiling, sp.frac)):     # jumps at integers
+            found.append(sp.sin(sp.pi * e.args[0]))
+        elif isinstance(e, sp.Mod):
+            found.append(sp.sin(sp.pi * e.args[0] / e.args[1]))
+        elif isinstance(e, sp.atan2):                     # the cut: y = 0, x < 0
             found.append(e.args[0])
         elif isinstance(e, (sp.Max, sp.Min)):
             args = list(e.args)

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 CHECKS = [
-    *(f"scalar:{name}" for name in (*cm.SCALAR_EXAMPLES, "every_op")),
+    *(f"scalar:{name}" for name in (*cm.SCALAR_EXAMPLES, "every_op", "special")),
     "matrix:mse", "matrix:ce", "float32:ce",
     *(f"train:{model}:{opt}" for model in ("hinge_two_layer", "ce")
       for opt in ("sgd", "rmsprop", "adam")),
@@ -197,7 +197,8 @@ def _entry_points(cuda, cpu, params, data, rtol=1e-12, predict=False):
 
 
 def check_scalar(ctx, name):
-    model = cm.every_op_model() if name == "every_op" else cm.example(name)
+    model = {"every_op": cm.every_op_model, "special": cm.special_functions_model}.get(
+        name, lambda: cm.example(name))()
     cuda, cpu = ctx.cuda(name, model), ctx.cpu(model)
     params = cm.scalar_params(model, 1)
     for n in (0, 1, 29) if model.inputs else (None,):

@@ -58,7 +58,7 @@ def catalogue() -> list[tuple[str, str, str]]:
             current = {"name": m.group(1), "names": None, "code": None}
             entries.append(current)
         elif current is not None and line.startswith("Names: `"):
-            current["names"] = line[len("Names: `"):-1]
+            current["names"] = re.findall(r"`([^`]*)`", line)
         elif line == "```python":
             end = lines.index("```", i + 1)
             code = "\n".join(lines[i + 1:end]) + "\n"
@@ -96,7 +96,8 @@ def test_catalogue_example_raises_its_class(name, culprit, code):
     with pytest.raises(cls) as caught:
         exec(compile(code, f"docs/errors.md: {name}", "exec"), {"__name__": "example"})
     assert isinstance(caught.value, symgrad.SymgradError)
-    assert culprit in str(caught.value), str(caught.value)
+    for named in culprit:
+        assert named in str(caught.value), str(caught.value)
 
 
 # ------------------------------------------------------------ not errors
@@ -291,8 +292,10 @@ def test_deep_expression(tmp_path):
     with pytest.raises(symgrad.ExpressionTooDeepError, match="method='reverse'"):
         derive(model, "symbolic")
     # An unsupported function around it is reported by name (its argument elided).
-    with pytest.raises(symgrad.UnsupportedFunctionError, match="gamma"):
-        symgrad.Model(sp.gamma(model.loss), [W, BB])
+    # (an undefined function: SymPy's own special functions inspect their argument
+    # recursively when they are built)
+    with pytest.raises(symgrad.UnsupportedFunctionError, match="unsupported function f in"):
+        symgrad.Model(sp.Function("f")(model.loss), [W, BB])
 
 
 def test_wide_expression(tmp_path):

@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from symgrad.cli import bench_cmd, compile_cmd, grad_cmd, graph_cmd, train_cmd
+from symgrad.cli import (bench_cmd, compile_cmd, functions_cmd, grad_cmd, graph_cmd,
+                         train_cmd)
 from symgrad.errors import SymgradError
 
-COMMANDS = [compile_cmd, grad_cmd, graph_cmd, train_cmd, bench_cmd]
+COMMANDS = [compile_cmd, grad_cmd, graph_cmd, train_cmd, bench_cmd, functions_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,6 +34,10 @@ SYMBOLS: dict[Op, str] = {
     Op.ADD: "+", Op.SUB: "−", Op.MUL: "×", Op.DIV: "÷", Op.NEG: "−x", Op.POW: "^",
     Op.EXP: "exp", Op.EXPM1: "expm1", Op.LOG: "log", Op.LOG1P: "log1p", Op.SQRT: "√",
     Op.SIN: "sin", Op.COS: "cos", Op.TAN: "tan", Op.TANH: "tanh", Op.ABS: "|x|",
+    Op.ASIN: "asin", Op.ACOS: "acos", Op.ATAN: "atan", Op.SINH: "sinh", Op.COSH: "cosh",
+    Op.ASINH: "asinh", Op.ACOSH: "acosh", Op.ATANH: "atanh", Op.ERF: "erf", Op.ERFC: "erfc",
+    Op.GAMMA: "Γ", Op.LGAMMA: "lnΓ", Op.POLYGAMMA: "ψ", Op.FLOOR: "⌊x⌋", Op.CEIL: "⌈x⌉",
+    Op.ATAN2: "atan2", Op.MOD: "mod",
     Op.SIGN: "sign", Op.SIGMOID: "σ", Op.RELU: "relu", Op.SOFTPLUS: "softplus",
     Op.HEAVISIDE: "H", Op.MAX: "max", Op.MIN: "min",
     Op.LT: "<", Op.LE: "≤", Op.GT: ">", Op.GE: "≥", Op.EQ: "=", Op.NE: "≠",
@@ -45,6 +49,7 @@ SYMBOLS: dict[Op, str] = {
 ARG_ROLES: dict[Op, tuple[str, ...]] = {
     Op.SUB: ("+", "−"), Op.DIV: ("num", "den"), Op.POW: ("base", "exp"),
     Op.WHERE: ("if", "then", "else"), Op.MATMUL: ("left", "right"),
+    Op.ATAN2: ("y", "x"), Op.MOD: ("x", "y"),
     **{op: ("lhs", "rhs") for op in (Op.LT, Op.LE, Op.GT, Op.GE)},
 }
 COLORS = {"param": "#cfe2ff", "input": "#ffe3c2", "op": "#ffffff", "output": "#fff3b0",
@@ -224,6 +229,8 @@ def _leaf_label(s: Sweep, n: Node) -> str:
 def _label(n: Node) -> str:
     """The op's symbol, with constant args written in (`+1`, `max(0, ·)`)."""
     symbol = SYMBOLS[n.op]
+    if n.op is Op.POLYGAMMA and n.attr:
+        symbol = f"ψ{n.attr}"     # polygamma(n, x); ψ alone is digamma
     consts = [_short(a.attr, 6) if a.op is Op.CONST else None for a in n.args]
     if all(c is None for c in consts):
         label = symbol

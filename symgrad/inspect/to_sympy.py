@@ -48,6 +48,10 @@ _BUILDERS: dict[Op, Builder] = {
     Op.POW: lambda a, b: a ** b,
     Op.EXP: sp.exp, Op.EXPM1: expm1, Op.LOG: sp.log, Op.LOG1P: log1p, Op.SQRT: sp.sqrt,
     Op.SIN: sp.sin, Op.COS: sp.cos, Op.TAN: sp.tan, Op.TANH: sp.tanh,
+    Op.ASIN: sp.asin, Op.ACOS: sp.acos, Op.ATAN: sp.atan, Op.SINH: sp.sinh, Op.COSH: sp.cosh,
+    Op.ASINH: sp.asinh, Op.ACOSH: sp.acosh, Op.ATANH: sp.atanh, Op.ERF: sp.erf,
+    Op.ERFC: sp.erfc, Op.GAMMA: sp.gamma, Op.LGAMMA: sp.loggamma, Op.FLOOR: sp.floor,
+    Op.CEIL: sp.ceiling, Op.ATAN2: sp.atan2, Op.MOD: sp.Mod,
     Op.TANH_BACKWARD: lambda g, out: g * (1 - out**2),
     Op.ABS: sp.Abs, Op.SIGN: sp.sign,
     Op.SIGMOID: fn.sigmoid, Op.RELU: fn.relu, Op.SOFTPLUS: fn.softplus,
@@ -77,6 +81,8 @@ def build(n: Node, args: Sequence[sp.Basic]) -> sp.Basic:
         return sp.Heaviside(args[0], number(n.attr))
     if n.op is Op.BROADCAST:
         return args[0]
+    if n.op is Op.POLYGAMMA:
+        return sp.polygamma(n.attr, args[0])
     if n.op in (Op.SUM, Op.LOGSUMEXP):
         f = _sum if n.op is Op.SUM else _logsumexp
         return f(args[0]) if n.attr is None else f(args[0], sp.Integer(n.attr))
