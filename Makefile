@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export SYMGRAD_CACHE_DIR ?= $(CURDIR)/build/kernel-cache
 
-.PHONY: venv demo test test-all test-libm fuzz snapshots clean
+.PHONY: venv demo test test-all test-libm fuzz snapshots pictures clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,13 @@ test-all: $(STAMP)
 # Rewrite tests/snapshots/ (the generated module of each example) after a codegen change.
 snapshots: $(STAMP)
 	$(BIN)/python tests/test_snapshots.py --update
+
+# Rewrite docs/img/: one picture of each example's graph (the lecture's at its point).
+pictures: $(STAMP)
+	mkdir -p docs/img
+	$(BIN)/symgrad graph examples/lecture_graph.py --at x=-2,y=5,z=-4 -o docs/img/lecture_graph.png
+	for example in chain_rule polynomial_sin hinge_two_layer linear_rmsprop two_layer_net; do \
+		$(BIN)/symgrad graph examples/$$example.py -o docs/img/$$example.png || exit 1; done
 
 # The fast set with libm's exp/log/tanh in the CPU loops instead of codegen/vector_math.py.
 test-libm: $(STAMP)

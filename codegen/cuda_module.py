@@ -31,7 +31,7 @@ from codegen.module import loss_and_grad_program, loss_program
 from codegen.numba_cuda import CUDA_SPECIAL, DEFAULT_LAUNCH, KernelSet, Launch
 from codegen.printer import calls_special_math
 from codegen.source import Source, support_block
-from codegen.tensor_module import _batch_size, programs
+from codegen.tensor_module import _batch_size, predict_constants, prediction_inputs, programs
 from symgrad.tensor_program import tensor_schedule
 
 if TYPE_CHECKING:
@@ -155,12 +155,14 @@ def _matrix_cores(kernels: KernelSet, host: Source, d: Derivation, param_nodes, 
     cores = [("_loss_core", lp, "Total loss into out[0].", "loss"),
              ("_loss_and_grad_core", gp, ("Total loss into out[0], the flat gradient into "
                                           "out[1:]."), "loss_and_grad")]
+    predict_inputs = prediction_inputs(prediction, input_nodes)
     if prediction is not None:
-        cores.append(("_predict_core", tensor_schedule([prediction], param_nodes, input_nodes),
+        cores.append(("_predict_core", tensor_schedule([prediction], param_nodes, predict_inputs),
                       "The prediction: (device array, whether to transpose it).", "predict"))
     for name, tp, doc, result in cores:
+        source = _batch_size(predict_inputs)[1] if result == "predict" else size_source
         numba_cuda_tensor.core_function(kernels, host, name, tp, doc, param_shapes,
-                                        size_source, result, dtype, launch)
+                                        source, result, dtype, launch)
     constants = [
         f"PARAMS = ({''.join(ascii(p) + ', ' for p in d.params)})",
         f"PARAM_SHAPES = ({''.join(repr(s) + ', ' for s in param_shapes)})",
@@ -168,6 +170,7 @@ def _matrix_cores(kernels: KernelSet, host: Source, d: Derivation, param_nodes, 
         f"INPUT_SHAPES = ({''.join(repr(s) + ', ' for s in input_shapes)})",
         f"BATCH = {size_name!a}",
         f"DTYPE = np.{dtype}",
+        *predict_constants(predict_inputs),
         *numba_cuda_tensor.param_layout(param_shapes),
     ]
     predict = "cuda_predict" if prediction is not None else "cuda_no_predict"

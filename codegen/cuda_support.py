@@ -89,10 +89,11 @@ def as_device(value):
     return cuda.as_cuda_array(value)
 
 
-def stand_in(kind, name, value, dtype):
+def stand_in(kind, name, value, dtype, copy=False):
     """A host array of `value`'s shape and dtype, for the host-side checks (which see
-    only names, shapes and dtypes); np.empty touches no memory. A device array must
-    already have the kernels' dtype and be C-contiguous: converting it would copy."""
+    only names, shapes and dtypes); np.empty touches no memory, `copy` copies the values
+    (for check_finite). A device array must already have the kernels' dtype and be
+    C-contiguous: converting it would copy."""
     value = as_device(value)
     if np.dtype(value.dtype) != np.dtype(dtype):
         raise DTypeError(f"{kind} {name!r} is a device array of dtype {value.dtype}; device "
@@ -100,17 +101,19 @@ def stand_in(kind, name, value, dtype):
                          f"the device)")
     if not value.is_c_contiguous():
         raise ShapeError(f"{kind} {name!r} is a device array that is not C-contiguous")
+    if copy:
+        return value.copy_to_host()
     return np.empty(value.shape, dtype) if kind == "input" else np.zeros(value.shape, dtype)
 
 
-def split_device(kind, values, dtype):
+def split_device(kind, values, dtype, copy=False):
     """(values with device arrays replaced by stand-ins, {name: device array})."""
     if not isinstance(values, dict):
         return values, {}
     device = {k: as_device(v) for k, v in values.items() if is_device_array(v)}
     if not device:
         return values, {}
-    return {k: stand_in(kind, k, v, dtype) if k in device else v
+    return {k: stand_in(kind, k, v, dtype, copy) if k in device else v
             for k, v in values.items()}, device
 
 

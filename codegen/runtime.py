@@ -42,7 +42,7 @@ class LengthMismatchError(ShapeError):
 
 
 class NonFiniteError(ArgumentError):
-    """A parameter is NaN or infinite."""
+    """A parameter is NaN or infinite (or a data value, with check_finite=True)."""
 
 
 class EmptyBatchError(ArgumentError):
@@ -51,11 +51,30 @@ class EmptyBatchError(ArgumentError):
 
 SYMGRAD_RUNTIME = True   # marks symgrad's own `codegen.runtime` (the name is generic)
 
+
+def _register_module(name, namespace):
+    """Put the module running this code into sys.modules when its loader did not.
+
+    `importlib.util.spec_from_file_location` + `exec_module` leaves a module out of
+    sys.modules; Numba then records its functions as belonging to module '<dynamic>', and
+    the next process that finds them in Numba's cache fails to import '<dynamic>'. The
+    module is the object whose __dict__ is these globals."""
+    if sys.modules.get(name) is not None:
+        return
+    import gc
+    for referrer in gc.get_referrers(namespace):
+        if isinstance(referrer, type(sys)) and referrer.__dict__ is namespace:
+            sys.modules[name] = referrer
+            return
+
+
+_register_module(__name__, globals())
+
 ERRORS = (SymgradError, ArgumentError, MissingArgumentError, UnknownArgumentError,
           DTypeError, ShapeError, LengthMismatchError, NonFiniteError, EmptyBatchError)
 
 
-def _check_names(kind, given, expected):
+def _check_names(kind, given, expected, allowed=None):
     if not isinstance(given, Mapping):
         raise DTypeError(f"{kind}s must be a dict mapping names to values, "
                          f"got {type(given).__name__}")
@@ -63,7 +82,7 @@ def _check_names(kind, given, expected):
     if missing:
         raise MissingArgumentError(f"missing {kind}(s) {', '.join(map(repr, missing))}; "
                                    f"the model's {kind}s are {list(expected)!r}")
-    unknown = [name for name in given if name not in expected]
+    unknown = [name for name in given if name not in (allowed or expected)]
     if unknown:
         raise UnknownArgumentError(f"unknown {kind}(s) {', '.join(map(repr, unknown))}; "
                                    f"the model's {kind}s are {list(expected)!r}")
@@ -87,8 +106,22 @@ def check_params(params, names, dtype=np.float64):
     return out
 
 
-def check_data(data, names, reduction, dtype=np.float64):
-    """The data arrays (1-D, one common length n, contiguous, of `dtype`) and n."""
+def check_finite_rows(name, arr):
+    """NonFiniteError naming input `name` and its first row (sample) holding a NaN or an
+    infinity: compute on such data and the loss and every gradient come out NaN."""
+    bad = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1) if arr.ndim else \
+        ~np.isfinite(arr.reshape(1))
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise NonFiniteError(
+            f"input {name!r} has a NaN or an infinity in row {int(rows[0])} "
+            f"({rows.size} row(s) of {bad.size} in all); drop those rows or replace the "
+            f"values (e.g. np.nan_to_num, or the column's mean) before passing the data")
+
+
+def check_data(data, names, reduction, dtype=np.float64, check_finite=False):
+    """The data arrays (1-D, one common length n, contiguous, of `dtype`) and n; with
+    `check_finite`, a NonFiniteError names the first row holding a NaN or an inf."""
     if data is None:
         if not names:
             return (), 1
@@ -118,11 +151,15 @@ def check_data(data, names, reduction, dtype=np.float64):
             n, first = arr.shape[0], name
         elif arr.shape[0] != n:
             raise LengthMismatchError(f"inputs {first!r} and {name!r} have different "
-                                      f"lengths: {n} and {arr.shape[0]}")
+                                      f"lengths: {n} and {arr.shape[0]}; every input needs "
+                                      f"one value per sample")
+        if check_finite:
+            check_finite_rows(name, arr)
         arrays.append(np.ascontiguousarray(arr, dtype=dtype))
     if n == 0 and reduction == "mean":
         raise EmptyBatchError("the data has 0 samples; the mean over an empty batch "
-                              "is undefined")
+                              "is undefined: pass at least one sample, or compile the model "
+                              "with reduction='sum'")
     return tuple(arrays), n
 
 
@@ -166,13 +203,15 @@ def unpack_grads(flat, names, given):
     return out
 
 
-def check_arrays(data, names, shapes, size_name, dtype=np.float64):
+def check_arrays(data, names, shapes, size_name, dtype=np.float64, check_finite=False,
+                 allowed=None):
     """Matrix models: the data arrays, 2-D of the declared shapes, with the batch size
     n read from them; a (n, 1) input may be given as a vector, and a one-hot (n, C)
-    input as integer class labels in [0, C)."""
+    input as integer class labels in [0, C). `check_finite`: as for check_data.
+    `allowed`: names that may be given besides `names` (and are ignored)."""
     if data is None:
         raise MissingArgumentError(f"missing data; the model's inputs are {list(names)!r}")
-    _check_names("input", data, names)
+    _check_names("input", data, names, allowed)
     arrays, n, first = [], None, None
     for name, shape in zip(names, shapes):
         try:
@@ -198,10 +237,13 @@ def check_arrays(data, names, shapes, size_name, dtype=np.float64):
                     n, first = have, name
                 elif have != n:
                     raise LengthMismatchError(f"inputs {first!r} and {name!r} have different "
-                                              f"batch sizes: {n} and {have}")
+                                              f"batch sizes: {n} and {have}; every input "
+                                              f"needs one row per sample")
             elif have != want:
                 raise ShapeError(f"input {name!r} must have shape {_show(shape)}, "
                                  f"got {arr.shape}")
+        if check_finite:
+            check_finite_rows(name, arr)
         arrays.append(np.ascontiguousarray(arr, dtype=dtype))
     return tuple(arrays), n
 

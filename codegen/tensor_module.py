@@ -16,7 +16,7 @@ from codegen import numba_cpu, numba_tensor, optimizer_rules, templates, trainin
 from codegen.module import names_table
 from codegen.printer import calls_special_math
 from codegen.source import Source, support_block
-from symgrad.ir import Node, add
+from symgrad.ir import Node, add, toposort
 from symgrad.tensor_program import Loop, tensor_schedule
 
 if TYPE_CHECKING:
@@ -48,7 +48,9 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
     input_shapes = [x.shape for x in input_nodes]
     size_name, size_source = _batch_size(input_nodes)
     lp, gp = programs(d, param_nodes, input_nodes)
-    pp = None if prediction is None else tensor_schedule([prediction], param_nodes, input_nodes)
+    predict_inputs = prediction_inputs(prediction, input_nodes)
+    pp = None if prediction is None else tensor_schedule([prediction], param_nodes,
+                                                         predict_inputs)
     cores = [tp for tp in (lp, gp, pp) if tp is not None]
     vector = math == "vector" and any(numba_tensor.vector_calls(tp) for tp in cores)
     blocked = any(numba_tensor.blocked_sums(k) for tp in cores for k in tp.kernels
@@ -75,6 +77,7 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
         f"BATCH = {ascii(size_name)}",
         f"N_THETA = {sum(prod(s) for s in param_shapes)}",
         f"DTYPE = np.{dtype}",
+        *predict_constants(predict_inputs),
         training.fastmath_line(fastmath),
         *([f"BLOCK = {numba_cpu.BLOCK}     # rows per block of the blocked totals"]
           if blocked else []),
@@ -94,7 +97,8 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
     src.line()
     if pp is not None:
         numba_tensor.core_function(src, "_predict_core", pp, "The model's prediction.",
-                                   param_shapes, size_source, "predict", dtype, math)
+                                   param_shapes, _batch_size(predict_inputs)[1], "predict",
+                                   dtype, math)
         src.line()
     training.train_core(src, len(input_nodes))
     src.lines(templates.lines('matrix_entry'))
@@ -113,6 +117,23 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
                             *([codegen.block_sums] if blocked else []),
                             *([codegen.special_math] if special else [])))
     return src.text()
+
+
+def prediction_inputs(prediction: Node | None, input_nodes) -> list | None:
+    """The inputs the prediction reads (predict() needs no targets), in INPUTS order."""
+    if prediction is None:
+        return None
+    read = set(toposort([prediction]))
+    return [x for x in input_nodes if x in read]
+
+
+def predict_constants(predict_inputs) -> list[str]:
+    """PREDICT_INPUTS and PREDICT_SHAPES (where the model has a prediction)."""
+    if predict_inputs is None:
+        return []
+    names = "".join(ascii(x.attr) + ", " for x in predict_inputs)
+    shapes = "".join(repr(x.shape) + ", " for x in predict_inputs)
+    return [f"PREDICT_INPUTS = ({names})", f"PREDICT_SHAPES = ({shapes})"]
 
 
 def _batch_size(inputs) -> tuple[str | None, tuple[int, int] | None]:

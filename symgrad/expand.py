@@ -171,29 +171,33 @@ class ExpandedKernel(Kernel):
         self.module = kernel.module
         self.params, self.inputs = expansion.model.param_names, expansion.model.input_names
 
-    def loss(self, params, data=None) -> float:
+    def loss(self, params, data=None, *, check_finite=False) -> float:
         e = self.expansion
-        return self.kernel.loss(e.scalar_params(params), e.scalar_data(data))
+        return self.kernel.loss(e.scalar_params(params), e.scalar_data(data),
+                                check_finite=check_finite)
 
-    def loss_and_grad(self, params, data=None):
+    def loss_and_grad(self, params, data=None, *, check_finite=False):
         e = self.expansion
-        loss, grads = self.kernel.loss_and_grad(e.scalar_params(params), e.scalar_data(data))
+        loss, grads = self.kernel.loss_and_grad(e.scalar_params(params), e.scalar_data(data),
+                                                check_finite=check_finite)
         return loss, e.matrix_values(grads, params)
 
-    def predict(self, params, data=None):
+    def predict(self, params, data=None, *, check_finite=False):
         raise OptionError("predict is not available for a matrix model compiled with "
                           "method='symbolic' (its scalar expansion covers the loss only); "
                           "compile it with method='reverse' to predict")
 
-    def train(self, params, data=None, optimizer=None, steps=1):
-        new_params, history, _ = self.train_step(params, data, optimizer, steps)
+    def train(self, params, data=None, optimizer=None, steps=1, *, check_finite=False):
+        new_params, history, _ = self.train_step(params, data, optimizer, steps,
+                                                 check_finite=check_finite)
         return new_params, history
 
-    def train_step(self, params, data=None, optimizer=None, steps=1, state=None):
+    def train_step(self, params, data=None, optimizer=None, steps=1, state=None, *,
+                   check_finite=False):
         e = self.expansion
         new, history, state = self.kernel.train_step(e.scalar_params(params),
                                                      e.scalar_data(data), optimizer, steps,
-                                                     state)
+                                                     state, check_finite=check_finite)
         return e.matrix_values(new, params), history, state
 
     def save(self, path):

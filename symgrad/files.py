@@ -17,7 +17,7 @@ def why_unwritable(path: str | os.PathLike) -> str | None:
     directory = path.parent if str(path.parent) else Path(".")
     blocker = next((p for p in (directory, *directory.parents) if p.exists()), None)
     if blocker is not None and not blocker.is_dir():
-        return f"{str(blocker)!r} is not a directory"
+        return f"{str(blocker)!r} is not a directory; write somewhere else or move that file"
     return None
 
 

@@ -57,23 +57,29 @@ class Kernel:
         self.params = self.module.PARAMS
         self.inputs = self.module.INPUTS
 
-    def loss(self, params, data=None) -> float:
-        return self.module.loss(params, data)
+    # check_finite=True (every entry point): a NonFiniteError names the first sample of
+    # the data holding a NaN or an inf, instead of a NaN loss (one pass over the data).
+    def loss(self, params, data=None, *, check_finite: bool = False) -> float:
+        return self.module.loss(params, data, check_finite)
 
-    def loss_and_grad(self, params, data=None) -> tuple[float, dict[str, float]]:
-        return self.module.loss_and_grad(params, data)
+    def loss_and_grad(self, params, data=None, *, check_finite: bool = False
+                      ) -> tuple[float, dict[str, float]]:
+        return self.module.loss_and_grad(params, data, check_finite)
 
-    def predict(self, params, data=None):
-        """Matrix models built with predict=: the prediction for each sample."""
-        return self._entry("predict")(params, data)
+    def predict(self, params, data=None, *, check_finite: bool = False):
+        """Matrix models built with predict=: the prediction for each sample (data needs
+        only the inputs the prediction reads)."""
+        return self._entry("predict")(params, data, check_finite)
 
-    def train(self, params, data=None, optimizer=None, steps=1):
+    def train(self, params, data=None, optimizer=None, steps=1, *,
+              check_finite: bool = False):
         """(new params, loss history): `steps` optimizer updates in one jitted loop."""
-        return self._entry("train")(params, data, optimizer, steps)
+        return self._entry("train")(params, data, optimizer, steps, None, check_finite)
 
-    def train_step(self, params, data=None, optimizer=None, steps=1, state=None):
+    def train_step(self, params, data=None, optimizer=None, steps=1, state=None, *,
+                   check_finite: bool = False):
         """(new params, loss history, optimizer state to pass to the next call)."""
-        return self._entry("train_step")(params, data, optimizer, steps, state)
+        return self._entry("train_step")(params, data, optimizer, steps, state, check_finite)
 
     def _entry(self, name: str):
         entry = getattr(self.module, name, None)
@@ -163,7 +169,8 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu",
     in the module's header.
     """
     if not isinstance(model, Model):
-        raise OptionError(f"compile() needs a symgrad.Model, got {type(model).__name__}")
+        raise OptionError(f"compile() needs a symgrad.Model, got {type(model).__name__}; "
+                          f"wrap the loss: symgrad.Model(loss, params=[...], inputs=[...])")
     options = CompileOptions(method=method, target=target, dtype=dtype, fastmath=fastmath,
                              math=default_math() if math is None else math,
                              interpret=interpret)

@@ -38,7 +38,8 @@ class Model:
         both = set(self.params) & set(self.inputs)
         if both:
             raise DuplicateSymbolError(f"symbol {sorted(map(str, both))[0]!r} is listed both "
-                                       f"as a param and as an input")
+                                       f"as a param and as an input; list it once: params "
+                                       f"are learned, inputs are data")
         names = [s.name for s in (*self.params, *self.inputs)]
         clash = sorted(n for n, count in Counter(names).items() if count > 1)
         if clash:

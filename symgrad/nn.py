@@ -52,7 +52,9 @@ class Linear(Module):
         if x.shape[1] != self.in_features:
             raise ShapeMismatchError([x.shape, self.weight.shape], f"{self!r}({x})",
                                      f"Linear expects {self.in_features} input features, got "
-                                     f"{x.shape[1]}")
+                                     f"{x.shape[1]}; make the layer Linear({x.shape[1]}, "
+                                     f"{self.out_features}) or give its input "
+                                     f"{self.in_features} columns")
         out = x * self.weight.T
         return out + repeat_rows(self.bias, x.shape[0]) if self.has_bias else out
 

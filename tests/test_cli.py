@@ -3,6 +3,7 @@ through the installed console script. Errors are one line on stderr and exit cod
 
 import importlib.util
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -161,3 +162,54 @@ def test_console_script_output_runs_standalone(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.startswith("symgrad: error: OutputPathError")
+
+
+# ------------------------------------------------------------------ symgrad train
+
+TRAIN_MODEL = '''
+import numpy as np
+import sympy as sp
+import symgrad
+
+a, b, x, y = sp.symbols("a b x y", real=True)
+model = symgrad.Model((a + b * x - y) ** 2, [a, b], inputs=[x, y], reduction="mean")
+
+
+def data():
+    xs = np.linspace(-1.0, 1.0, 64)
+    ys = 0.5 + 2.0 * xs
+    ys[BAD_ROW] = BAD_VALUE
+    return {"x": xs, "y": ys}
+
+
+def params():
+    return {"a": 0.0, "b": 0.0}
+'''
+
+
+def train_file(tmp_path, bad_row=0, bad_value="0.5 + 2.0 * xs[0]"):
+    path = tmp_path / "fit.py"
+    path.write_text(TRAIN_MODEL.replace("BAD_ROW", str(bad_row)).replace("BAD_VALUE", bad_value))
+    return path
+
+
+def test_train_reports_compile_time_apart_and_labels_the_losses(capsys, tmp_path):
+    rc, out, err = cli(capsys, "train", train_file(tmp_path), "--steps", "40", "--lr", "0.1")
+    assert rc == 0, err
+    assert re.search(r"compiled in [\d.]+ s \([\d.]+ s derive and emit, [\d.]+ s Numba", err)
+    bars = re.findall(r"(\d+)/40 loss (\S+) \(before step (\d+)\)", err)
+    assert bars and all(done == step for done, _, step in bars) and bars[-1][0] == "40"
+    final = float(re.search(r"final loss (\S+) \(after the last update\)", out).group(1))
+    assert re.search(r"[\d.]+ us/step steady", out)
+    # the bar's last loss is the loss before step 40; the final one after it, and lower
+    assert final < float(bars[-1][1])
+
+
+def test_train_check_finite_names_the_input_and_row(capsys, tmp_path):
+    path = train_file(tmp_path, bad_row=17, bad_value="np.nan")
+    rc, _, err = cli(capsys, "train", path, "--steps", "5", "--lr", "0.1", "--check-finite")
+    assert rc == 2
+    assert "NonFiniteError" in err and "input 'y'" in err and "row 17" in err
+    # without the check, the NaN reaches the params, and the next call stops on them
+    rc, _, err = cli(capsys, "train", path, "--steps", "5", "--lr", "0.1")
+    assert rc == 2 and "param 'a' is nan" in err and "row" not in err

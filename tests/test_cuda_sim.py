@@ -297,6 +297,19 @@ def check_errors(ctx):
         with pytest.raises(error) as caught:
             module.loss_and_grad(p, d)
         assert isinstance(caught.value, module.ArgumentError)
+    # check_finite=True: the first bad row of host and device arrays, on every entry point
+    bad = data["X"].copy()
+    bad[2, 1] = np.inf
+    for x in (bad, numba_cuda.to_device(bad)):
+        for call in (lambda d: module.loss(params, d, True),
+                     lambda d: module.loss_and_grad(params, d, True),
+                     lambda d: module.predict(params, {"X": d["X"]}, True),
+                     lambda d: module.train(params, d, {"name": "sgd", "lr": 0.1}, 1, None,
+                                            True)):
+            with pytest.raises(errors.NonFiniteError, match="input 'X' .* row 2"):
+                call({**data, "X": x})
+    # predict reads only the inputs the prediction needs (the targets may be left out)
+    _close(module.predict(params, {"X": data["X"]}), module.predict(params, data))
 
 
 def check_deterministic(ctx):

@@ -59,6 +59,8 @@ def catalogue() -> list[tuple[str, str, str]]:
             entries.append(current)
         elif current is not None and line.startswith("Names: `"):
             current["names"] = re.findall(r"`([^`]*)`", line)
+        elif current is not None and line.startswith("Fix: `"):
+            current["fix"] = line[len("Fix: `"):-1]
         elif line == "```python":
             end = lines.index("```", i + 1)
             code = "\n".join(lines[i + 1:end]) + "\n"
@@ -68,7 +70,7 @@ def catalogue() -> list[tuple[str, str, str]]:
                 current["code"] = setup + code
             i = end
         i += 1
-    return [(e["name"], e["names"], e["code"]) for e in entries]
+    return [(e["name"], e["names"] + [e.get("fix", "")], e["code"]) for e in entries]
 
 
 CATALOGUE = catalogue()
@@ -87,11 +89,14 @@ def test_catalogue_lists_every_error_class_once():
     names = [name for name, _, _ in CATALOGUE]
     assert len(names) == len(set(names))
     assert set(names) == {cls.__name__ for cls in error_classes()}
-    assert all(names_ and code for _, names_, code in CATALOGUE)
+    assert all(names_[:-1] and code for _, names_, code in CATALOGUE)
+    missing_fix = [name for name, names_, _ in CATALOGUE if not names_[-1]]
+    assert not missing_fix, f"entries without a Fix: line: {missing_fix}"
 
 
 @pytest.mark.parametrize("name, culprit, code", CATALOGUE, ids=[c[0] for c in CATALOGUE])
 def test_catalogue_example_raises_its_class(name, culprit, code):
+    """The message names the culprit(s) and says the fix (the last entry of culprit)."""
     cls = getattr(symgrad, name)
     with pytest.raises(cls) as caught:
         exec(compile(code, f"docs/errors.md: {name}", "exec"), {"__name__": "example"})
@@ -276,7 +281,7 @@ def pipeline(build, tmp_path: Path):
     seconds["write"] = time.perf_counter() - start
     assert path.read_text(encoding="utf-8") == source
     assert [p.name for p in tmp_path.iterdir()] == ["hostile_kernel.py"]
-    assert "def loss_and_grad(params, data=None):" in source
+    assert "def loss_and_grad(params, data=None, check_finite=False):" in source
     print(" ".join(f"{k} {v:.1f} s;" for k, v in seconds.items()))
     return model, d, source
 

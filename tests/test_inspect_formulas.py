@@ -178,6 +178,8 @@ def test_matrix_model_formulas_use_matmul_and_transpose():
     assert sp.sstr(g.sample["V"]) == "matmul(transpose(h1), h2)"
     assert sp.sstr(g.sample["W"]) == "matmul(transpose(X), (1 - h1**2)*matmul(h2, transpose(V)))"
     assert r"h_{1}^{T}" in g.latex()
+    # The loss line reads as math in the same notation, not SymPy's Lambda(_d, ...).(...)
+    assert g.text().splitlines()[1] == "L = sum((-Y + matmul(tanh(matmul(X, W)), V))**2)"
     steps = g.steps().text()
     assert "dL/dV = matmul(transpose(v2), dL/dv3)" in steps
     with pytest.raises(OptionError, match="scalar models only"):

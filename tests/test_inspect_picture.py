@@ -104,8 +104,98 @@ def test_save_makes_missing_folders(lecture, tmp_path):
 
 
 def test_missing_matplotlib_is_a_clear_error_and_dot_still_works(lecture, monkeypatch):
-    monkeypatch.setitem(sys.modules, "networkx", None)      # `import networkx` now fails
+    monkeypatch.setitem(sys.modules, "matplotlib", None)    # `import matplotlib` now fails
     picture = graph_picture(lecture, LECTURE_POINT)
     with pytest.raises(MissingDependencyError, match="symgrad\\[viz\\]"):
         picture.svg()
     assert "digraph symgrad" in picture.dot()
+
+
+# ------------------------------------------------------------------ the layout
+
+def _pictures():
+    """Every shipped example's picture (scalar ones also at a point), and an MLP whose
+    targets are read only by the loss."""
+    import cuda_models as cm
+    found = []
+    for path in sorted(EXAMPLES.glob("*.py")):
+        model = load_model(path)
+        found.append((path.stem, graph_picture(model)))
+        if not model.is_matrix:
+            point = {name: 0.5 for name in (*model.param_names, *model.input_names)}
+            found.append((f"{path.stem}@point", graph_picture(model, point)))
+    found.append(("mlp ce", graph_picture(cm.mlp("ce")[0])))
+    return found
+
+
+PICTURES = _pictures()
+
+
+@pytest.mark.parametrize("name, picture", PICTURES, ids=[p[0] for p in PICTURES])
+def test_no_edge_passes_through_a_node_box(name, picture):
+    from symgrad.inspect.draw import layout_of
+    from symgrad.inspect.layout import box_contains_segment
+    layout = layout_of(picture)
+    assert len(layout.paths) == len(picture.edges)
+    for src, dst, points in layout.paths:
+        for key, centre in layout.centres.items():
+            if key in (src, dst):
+                continue
+            for a, b in zip(points, points[1:]):
+                assert not box_contains_segment(centre, a, b), \
+                    f"{name}: edge {src}->{dst} crosses node {key}"
+        # each path leaves its source on the right and enters its target from the left
+        (sx, sy), (tx, ty) = layout.centres[src], layout.centres[dst]
+        assert points[0][0] > sx and points[0][1] == sy
+        assert points[-1][0] < tx and points[-1][1] == ty
+
+
+@pytest.mark.parametrize("name, picture", PICTURES, ids=[p[0] for p in PICTURES])
+def test_leaves_on_the_left_and_the_output_on_the_right(name, picture):
+    from symgrad.inspect.draw import layout_of
+    layout = layout_of(picture)
+    xs = {n.key: layout.centres[n.key][0] for n in picture.nodes}
+    leaves = [n for n in picture.nodes if n.kind != "op"]
+    (output,) = [n for n in picture.nodes if n.output]
+    assert leaves and all(xs[n.key] == 0.0 for n in leaves)
+    assert xs[output.key] == max(xs.values()) and \
+        sum(x == xs[output.key] for x in xs.values()) == 1
+
+
+def test_box_check_sees_a_crossing():
+    from symgrad.inspect.layout import box_contains_segment
+    assert box_contains_segment((1.0, 0.0), (0.0, 0.0), (2.0, 0.0))       # straight through
+    assert box_contains_segment((1.0, 0.0), (0.5, -1.0), (1.5, 1.0))      # diagonal
+    assert not box_contains_segment((1.0, 0.0), (0.0, 1.0), (2.0, 1.0))   # a lane above
+    assert not box_contains_segment((1.0, 0.0), (0.0, 0.0), (0.75, 0.0))  # ends at its side
+
+
+def test_targets_reach_the_loss_without_crossing_the_first_layer():
+    """The MLP's target Y feeds only the loss: its path runs in its own lane (before, a
+    straight line drawn from the left column made Y look like an input of layer 1)."""
+    import cuda_models as cm
+    from symgrad.inspect.draw import layout_of
+    picture = graph_picture(cm.mlp("ce")[0])
+    layout = layout_of(picture)
+    (y,) = [n.key for n in picture.nodes if n.label.startswith("Y")]
+    users = {dst for src, dst, _ in picture.edges if src == y}
+    first_layer = {n.key for n in picture.nodes if n.layer == 1}
+    assert not users & first_layer
+    (path,) = [points for src, _, points in layout.paths if src == y]
+    assert len(path) > 2      # routed through the layers between, not one straight line
+
+
+def test_legend_promises_values_only_at_a_point(lecture):
+    from symgrad.inspect.draw import legend
+    assert "value above" in legend(graph_picture(lecture, LECTURE_POINT))
+    assert "value" not in legend(graph_picture(lecture))
+    assert "gold ring: output" in legend(graph_picture(lecture))
+
+
+def test_docs_have_a_picture_of_every_example_made_by_make_pictures():
+    root = EXAMPLES.parent
+    target = (root / "Makefile").read_text().split("\npictures:", 1)[1].split("\n\n", 1)[0]
+    for path in sorted(EXAMPLES.glob("*.py")):
+        png = root / "docs" / "img" / f"{path.stem}.png"
+        assert png.read_bytes().startswith(b"\x89PNG"), png
+        assert path.stem in target, f"`make pictures` does not draw {path.stem}"

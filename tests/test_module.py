@@ -274,3 +274,32 @@ def test_codegen_can_be_imported_before_symgrad(first):
     done = subprocess.run([sys.executable, "-c", f"import {first}, symgrad"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+LOAD_BY_PATH = """
+import importlib.util, json, sys
+import numpy as np
+spec = importlib.util.spec_from_file_location("by_path", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)          # not registered in sys.modules by the caller
+loss, grads = module.loss_and_grad({"w0": 0.3, "w1": -1.2, "w2": 0.8},
+                                   {"u": np.linspace(-1, 1, 50), "v": np.linspace(0, 2, 50)})
+hits = sum(module._loss_and_grad_core.stats.cache_hits.values())
+print(json.dumps([loss, hits, sys.modules["by_path"] is module]))
+"""
+
+
+def test_module_loaded_by_path_without_registering_uses_the_cache_next_time(busy_kernel,
+                                                                              tmp_path):
+    """spec_from_file_location + exec_module, as the README shows, in two processes: the
+    second loads Numba's cache (before the module registered itself, it failed inside
+    Numba with "No module named '<dynamic>'")."""
+    path = busy_kernel.save(tmp_path / "by_path_kernels.py")
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", LOAD_BY_PATH, str(path)],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert runs[0][0] == runs[1][0] and runs[0][2] and runs[1][2]
+    assert runs[0][1] == 0 and runs[1][1] == 1

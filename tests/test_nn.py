@@ -23,9 +23,10 @@ def run_uncompiled(kernel, params, data, entry):
     """An entry point's generated core run as plain Python (no Numba compile)."""
     mod = kernel.module
     theta, given = mod._pack(params)
-    columns = mod._columns(data)
     if entry == "predict":
+        columns = mod._columns(data, False, mod.PREDICT_INPUTS, mod.PREDICT_SHAPES)
         return mod._predict_core.py_func(theta, *columns)
+    columns = mod._columns(data)
     out = np.empty(1 + theta.shape[0])
     getattr(mod, f"_{entry}_core").py_func(theta, *columns, out)
     return float(out[0]), mod._unpack(out[1:], given)

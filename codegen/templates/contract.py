@@ -20,6 +20,8 @@ PARAM_SHAPES: tuple = ()        # matrix models: each param's shape
 INPUT_SHAPES: tuple = ()        # matrix models: each input's shape, the batch dim by name
 BATCH = "n"                     # matrix models: the name of the batch dim
 DTYPE = np.float64              # matrix models: the dtype of theta and the data
+PREDICT_INPUTS: tuple = ()      # matrix models with a prediction: the inputs it reads
+PREDICT_SHAPES: tuple = ()      # and their shapes
 
 
 def _placeholder(*args):

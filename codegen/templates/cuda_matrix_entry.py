@@ -23,14 +23,16 @@ def _pack(params):
     return theta, (given, bool(device))
 
 
-def _columns(data):
-    if not INPUTS:
-        if data:
+def _columns(data, check_finite=False, names=INPUTS, shapes=INPUT_SHAPES):
+    """As on the CPU: the inputs `names` on the device (host arrays checked and copied,
+    device arrays checked by shape, and copied back for check_finite)."""
+    if not names:
+        if data and any(name not in INPUTS for name in data):
             raise UnknownArgumentError("this model has no inputs")
         return ()
-    host, device = split_device("input", data, DTYPE)
-    checked = check_arrays(host, INPUTS, INPUT_SHAPES, BATCH, DTYPE)[0]
-    return to_device_columns(INPUTS, [a.reshape(1) if a.ndim == 0 else a for a in checked],
+    host, device = split_device("input", data, DTYPE, check_finite)
+    checked = check_arrays(host, names, shapes, BATCH, DTYPE, check_finite, INPUTS)[0]
+    return to_device_columns(names, [a.reshape(1) if a.ndim == 0 else a for a in checked],
                              device)
 
 
@@ -49,10 +51,10 @@ def _unpack(flat, given):
     return out
 
 
-def loss_and_grad(params, data=None):
+def loss_and_grad(params, data=None, check_finite=False):
     """(total loss, {param name: gradient of the param's shape})."""
     theta, given = _pack(params)
-    columns = _columns(data)
+    columns = _columns(data, check_finite)
     out = cuda.device_array(1 + theta.shape[0])
     _loss_and_grad_core(theta, *columns, out)
     if given[1]:

@@ -8,11 +8,12 @@ module's, listed in codegen/templates/contract.py.
 from codegen.templates.contract import *  # noqa: F401,F403  # symgrad: not embedded
 
 
-def predict(params, data=None):
+def predict(params, data=None, check_finite=False):
     """The model's prediction for each sample (a 2-D array, batch first); a device
     array when the params were given as device arrays."""
     theta, given = _pack(params)
-    result, transposed = _predict_core(theta, *_columns(data))
+    result, transposed = _predict_core(theta, *_columns(data, check_finite, PREDICT_INPUTS,
+                                                        PREDICT_SHAPES))
     if given[1] and not transposed and len(result.shape) == 2:
         copy = cuda.device_array(result.shape, result.dtype)
         copy.copy_to_device(result)

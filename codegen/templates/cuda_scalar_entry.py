@@ -12,9 +12,9 @@ def _pack(params):
     return device_vector(check_params(params, PARAMS)), None
 
 
-def _columns(data):
-    host, device = split_device("input", data, np.float64)
-    checked, _ = check_data(host, INPUTS, REDUCTION)
+def _columns(data, check_finite=False):
+    host, device = split_device("input", data, np.float64, check_finite)
+    checked, _ = check_data(host, INPUTS, REDUCTION, check_finite=check_finite)
     return to_device_columns(INPUTS, checked, device)
 
 
@@ -22,10 +22,10 @@ def _unpack(theta, given):
     return dict(zip(PARAMS, theta.copy_to_host().tolist()))
 
 
-def loss_and_grad(params, data=None):
+def loss_and_grad(params, data=None, check_finite=False):
     """(total loss, {param name: gradient}), arguments as for loss()."""
     theta, _ = _pack(params)
-    columns = _columns(data)
+    columns = _columns(data, check_finite)
     out = cuda.device_array(1 + len(PARAMS))
     _loss_and_grad_core(theta, *columns, out)
     host = out.copy_to_host()

@@ -8,10 +8,10 @@ module's, listed in codegen/templates/contract.py.
 from codegen.templates.contract import *  # noqa: F401,F403  # symgrad: not embedded
 
 
-def loss(params, data=None):
+def loss(params, data=None, check_finite=False):
     """The total loss; arguments as for the CPU module (NumPy or device arrays)."""
     theta, _ = _pack(params)
-    columns = _columns(data)
+    columns = _columns(data, check_finite)
     out = cuda.device_array(1)
     _loss_core(theta, *columns, out)
     return float(out.copy_to_host()[0])

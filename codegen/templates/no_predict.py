@@ -8,6 +8,6 @@ module's, listed in codegen/templates/contract.py.
 from codegen.templates.contract import *  # noqa: F401,F403  # symgrad: not embedded
 
 
-def predict(params, data=None):
+def predict(params, data=None, check_finite=False):
     """Not available: the model was built without predict=."""
     raise ArgumentError("this model has no prediction; build it with Model(..., predict=...)")

@@ -8,18 +8,20 @@ module's, listed in codegen/templates/contract.py.
 from codegen.templates.contract import *  # noqa: F401,F403  # symgrad: not embedded
 
 
-def train(params, data=None, optimizer=None, steps=1, state=None):
+def train(params, data=None, optimizer=None, steps=1, state=None, check_finite=False):
     """Run `steps` updates of `optimizer` (symgrad.optim.SGD/RMSprop/Adam or a dict
     like {"name": "sgd", "lr": 0.1}) inside one jitted loop.
 
     Returns (new params, loss history: the loss before each step). Pass the
     `state` returned by train_step to continue a run; train() starts afresh.
+    check_finite=True: first check the data for NaN and inf (see loss()).
     """
-    new_params, history, _ = train_step(params, data, optimizer, steps, state)
+    new_params, history, _ = train_step(params, data, optimizer, steps, state,
+                                        check_finite)
     return new_params, history
 
 
-def train_step(params, data=None, optimizer=None, steps=1, state=None):
+def train_step(params, data=None, optimizer=None, steps=1, state=None, check_finite=False):
     """Like train(), also returning the optimizer state for the next call."""
     if optimizer is None:
         raise ArgumentError("train needs an optimizer, e.g. symgrad.optim.SGD(lr=0.01)")
@@ -27,7 +29,7 @@ def train_step(params, data=None, optimizer=None, steps=1, state=None):
         raise ArgumentError(f"steps must be a non-negative integer, got {steps!r}")
     kind, hyper = optimizer_spec(optimizer)
     theta, given = _pack(params)
-    columns = _columns(data)
+    columns = _columns(data, check_finite)
     if state is None:
         state = {"kind": kind, "step": 0, "buffers": np.zeros((N_STATE, theta.shape[0]))}
     elif state.get("kind") != kind or state["buffers"].shape != (N_STATE, theta.shape[0]):

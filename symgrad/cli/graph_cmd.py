@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "graph", help="draw the computational graph with values and gradients",
         description="Draw the model's computational graph: each node's operation and, "
                     "at a point given with --at, its value (above) and gradient (below). "
-                    "SVG and PNG need matplotlib and networkx; DOT needs nothing. Without "
+                    "SVG and PNG need matplotlib; DOT needs nothing. Without "
                     "-o, DOT (or SVG) text goes to stdout.")
     p.add_argument("model_file", metavar="MODEL.py")
     p.add_argument("--at", metavar="NAME=VALUE,...",

@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--plot", metavar="LOSS.png", help="draw the loss curve to this file")
+    p.add_argument("--check-finite", action="store_true",
+                   help="first check the data for NaN and inf (names the first bad row)")
     p.set_defaults(func=run)
 
 
@@ -42,29 +44,35 @@ def run(args: argparse.Namespace) -> int:
     data = _value(namespace, args.model_file, "data")
     params = _value(namespace, args.model_file, "params", "initial_params")
     print(f"compiling {args.model_file} ...", file=sys.stderr)
+    start = time.perf_counter()
     kernel = symgrad.compile(model, dtype=args.dtype)
+    built = time.perf_counter() - start
     optimizer = {"sgd": optim.SGD(lr=args.lr, momentum=args.momentum),
                  "rmsprop": optim.RMSprop(lr=args.lr),
                  "adam": optim.Adam(lr=args.lr)}[args.optimizer]
-    kernel.warmup(optimizer)
-    history, state = [], None
-    start = time.perf_counter()
+    jit = sum(kernel.warmup(optimizer).values())
+    print(f"compiled in {built + jit:.2f} s ({built:.2f} s derive and emit, {jit:.2f} s "
+          f"Numba JIT or cache load)", file=sys.stderr)
+    history, state, chunks = [], None, []
     interactive = sys.stderr.isatty()
     chunk = max(1, args.steps // (50 if interactive else 10))
     done = 0
     while done < args.steps:
         steps = min(chunk, args.steps - done)
-        params, part, state = kernel.train_step(params, data, optimizer, steps, state)
+        begun = time.perf_counter()
+        params, part, state = kernel.train_step(params, data, optimizer, steps, state,
+                                                check_finite=args.check_finite and not done)
+        chunks.append((time.perf_counter() - begun, steps))
         history.extend(part.tolist())
         done += steps
         _progress(done, args.steps, history[-1], interactive)
-    elapsed = time.perf_counter() - start
     final = kernel.loss(params, data)
     if interactive:
         print(file=sys.stderr)
-    per_step = elapsed / max(args.steps, 1) * 1e6
-    print(f"final loss {final:.6g} after {args.steps} steps of {args.optimizer} "
-          f"(lr {args.lr:g}); {elapsed:.3f} s, {per_step:.1f} us/step")
+    elapsed = sum(seconds for seconds, _ in chunks)
+    print(f"final loss {final:.6g} (after the last update) after {args.steps} steps of "
+          f"{args.optimizer} (lr {args.lr:g}); training {elapsed:.3f} s, "
+          f"{_steady_us_per_step(chunks):.1f} us/step steady")
     if args.plot:
         _plot(history, args.plot, f"{args.model_file}: {args.optimizer}, lr {args.lr:g}")
         print(f"wrote {args.plot}")
@@ -80,11 +88,21 @@ def _value(namespace: dict, path: str, *names: str):
                          f"needs `data()` and `params()` (functions or dicts) beside `model`")
 
 
+def _steady_us_per_step(chunks: list[tuple[float, int]]) -> float:
+    """Microseconds per step: the median over the chunks of steps after the first (which
+    may still load a variant of the training loop), or the only chunk's."""
+    import statistics
+    rates = [seconds / steps * 1e6 for seconds, steps in chunks if steps]
+    return statistics.median(rates[1:] or rates) if rates else 0.0
+
+
 def _progress(done: int, total: int, loss: float, interactive: bool) -> None:
-    """A bar redrawn in place on a terminal; a line per tenth of the run otherwise."""
+    """A bar redrawn in place on a terminal; a line per tenth of the run otherwise. The
+    loss shown is the one the last step started from (its params before the update)."""
     filled = BAR_WIDTH * done // max(total, 1)
     bar = "#" * filled + "." * (BAR_WIDTH - filled)
-    print(f"{chr(13) if interactive else ''}[{bar}] {done}/{total} loss {loss:.6g}",
+    print(f"{chr(13) if interactive else ''}[{bar}] {done}/{total} loss {loss:.6g} "
+          f"(before step {done})",
           end="" if interactive else "\n", file=sys.stderr, flush=True)
 
 

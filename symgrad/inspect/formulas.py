@@ -22,7 +22,7 @@ import sympy as sp
 from symgrad import direct
 from symgrad.derivation import METHODS, derive
 from symgrad.errors import OptionError
-from symgrad.inspect.to_sympy import model_symbols, with_definitions
+from symgrad.inspect.to_sympy import model_symbols, to_sympy, with_definitions
 from symgrad.ir import Node, count_ops
 from symgrad.model import Model
 
@@ -95,8 +95,8 @@ class Formulas:
                "symbolic": "sympy.diff of the whole loss (one tree per parameter, "
                            "nothing shared)"}[self.method]
         lines = [f"Gradients of {m.name or 'the model'} by {how}"]
-        loss = _formula(m.loss, m.forward[0])
-        penalty = "" if m.penalty is None else " + " + _formula(m.penalty, m.forward[1])
+        loss = _formula(m, m.loss, m.forward[0])
+        penalty = "" if m.penalty is None else " + " + _formula(m, m.penalty, m.forward[1])
         if self.per_sample:
             red = m.reduction
             lines.append(f"L = {red}_i( {loss} ){penalty}")
@@ -231,10 +231,14 @@ def _count(params) -> str:
     return f"{len(params)} gradient{'s' if len(params) != 1 else ''}"
 
 
-def _formula(expr: sp.Expr, graph: Node, limit: int = 400) -> str:
-    """The model's own formula, unless it is too big to be worth printing."""
+def _formula(model: Model, expr: sp.Expr, graph: Node, limit: int = 400) -> str:
+    """The model's own formula, unless it is too big to be worth printing. A matrix
+    model's is read back from its IR, in the gradients' notation (matmul, sum,
+    logsumexp): SymPy prints its matrix expressions as `Lambda(_d, log(_d)).(...)`."""
     ops = count_ops([graph])
     if ops > 200:
         return f"<{ops} operations, not shown>"
+    if is_matrix(model):
+        (expr,) = to_sympy([graph], model_symbols(model))
     text = sp.sstr(expr)
     return text if len(text) <= limit else text[: limit - 4] + " ..."

@@ -4,13 +4,14 @@ Each node shows its operation; with a point, its forward value above it (green)
 and its gradient below it (red). Shared subexpressions are one node (the IR is
 interned), params are blue squares, inputs orange diamonds, the output has a
 gold ring. Constants are folded into their user's label (`+1`, `×0.01`, `^2`),
-as the lecture's `*-1` and `+1` gates. Nodes are laid out in columns by
-topological depth (networkx.multipartite_layout), leaves on the left.
+as the lecture's `*-1` and `+1` gates. Nodes are laid out in layers by topological
+depth, params and inputs on the left, the output on the right, each edge routed
+around the boxes (inspect/layout.py).
 
 Graphs larger than `max_nodes` are cut to the nodes nearest the output, with a
 note in the picture (and in `.note`). Renders: DOT text (written here, no
-Graphviz needed, deterministic), SVG and PNG (networkx + matplotlib's Agg
-canvas, imported only when drawing).
+Graphviz needed, deterministic), SVG and PNG (matplotlib's Agg canvas, imported
+only when drawing).
 """
 
 from __future__ import annotations
