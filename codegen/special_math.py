@@ -2,8 +2,8 @@
 
 Embedded verbatim in a generated module whose model uses one of them (and importable
 on its own for tests). Compiled, erf, erfc, gamma and lgamma are libm's (`math`'s in
-Numba), wrapped in @njit functions so that a core run as plain Python (`.py_func`) gets
-the compiled, IEEE behaviour too; under NUMBA_DISABLE_JIT they are plain functions with
+Numba); gamma and lgamma are wrapped in @njit functions so that a core run as plain
+Python (`.py_func`) gets the compiled, IEEE behaviour too (Python's raise at poles); under NUMBA_DISABLE_JIT they are plain functions with
 C's conventions where Python's `math` would raise: gamma(+-0) = +-inf, gamma(-n) = nan,
 gamma(x > 171.6) = inf, lgamma = log|gamma| with lgamma(-n) = inf. NumPy has no such
 ufuncs. floor, ceil, mod and the inverse trigonometric and hyperbolic functions print as
@@ -124,13 +124,7 @@ if numba.config.DISABLE_JIT:
         with np.errstate(all="ignore"):
             return np.float64(_polygamma(n, np.float64(x)))
 else:
-    @numba.njit(cache=True, error_model="numpy")
-    def erf(x):
-        return math.erf(x)
-
-    @numba.njit(cache=True, error_model="numpy")
-    def erfc(x):
-        return math.erfc(x)
+    from math import erf, erfc      # typed by Numba; as Python functions they never raise
 
     @numba.njit(cache=True, error_model="numpy")
     def gamma(x):
