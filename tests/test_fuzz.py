@@ -172,11 +172,28 @@ EXAMPLES = int(os.environ.get("SYMGRAD_FUZZ_EXAMPLES", "200"))
 @example(recipe=[("relu", 0, 56, 41), ("softplus", 1, 0, 53), ("relu", 0, 56, 41),
                  ("relu", 0, 56, 41), ("relu", 0, 56, 41)], seed=1_073_741_823)
 def test_random_dag_gradients_match_sympy(recipe, seed):
+    """Through symgrad's interpreter (no compile: many examples are cheap)."""
+    _random_dag_case(recipe, seed, generated=False)
+
+
+def _random_dag_case(recipe, seed, generated: bool):
     loss = build(recipe)
     note(f"loss = {loss}")
     params, data = sample_point(seed)
     assume(far_from_kinks(loss, params, data))
-    check_against_sympy(loss, params, data, generated=True)
+    check_against_sympy(loss, params, data, generated=generated)
+
+
+# A compile costs about 1.6 s a DAG, so fewer of them run through the generated kernel
+# (`make fuzz`: 5,000 of each).
+COMPILED_EXAMPLES = int(os.environ.get("SYMGRAD_FUZZ_COMPILED_EXAMPLES", EXAMPLES // 4))
+
+
+@settings(FUZZ, max_examples=COMPILED_EXAMPLES)
+@given(recipe=recipes, seed=st.integers(0, 2**32 - 1))
+def test_random_dag_kernels_match_sympy(recipe, seed):
+    """The same DAGs through the generated module (its chunk function compiled)."""
+    _random_dag_case(recipe, seed, generated=True)
 
 
 # From `make fuzz` (the CUDA half): every float64 path, CPU, CUDA and the interpreter,
@@ -319,9 +336,6 @@ def test_singular_shared_branches_match_sympy(recipe, seed):
 
 # Each example compiles two modules (seconds): `make test` draws a quarter as many as the
 # interpreter test, `make fuzz` 5,000.
-COMPILED_EXAMPLES = int(os.environ.get("SYMGRAD_FUZZ_COMPILED_EXAMPLES", EXAMPLES // 4))
-
-
 @settings(FUZZ, max_examples=COMPILED_EXAMPLES)
 @given(recipe=branchy_recipes, seed=st.integers(0, 2**32 - 1))
 def test_singular_shared_branches_in_cpu_modules_match_sympy(recipe, seed):
