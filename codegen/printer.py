@@ -89,7 +89,7 @@ class ExprPrinter:
         Op.COSH: "np.cosh", Op.ASINH: "np.arcsinh", Op.ACOSH: "np.arccosh",
         Op.ATANH: "np.arctanh", Op.FLOOR: "np.floor", Op.CEIL: "np.ceil",
         Op.ATAN2: "np.arctan2", Op.MOD: "np.mod",
-        **{op: name for op, name in SPECIAL_CALLS.items()},
+        **SPECIAL_CALLS,
     }
     INFIX: ClassVar[dict[Op, str]] = {
         Op.ADD: "+", Op.SUB: "-", Op.MUL: "*", Op.DIV: "/",

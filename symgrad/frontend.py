@@ -184,8 +184,8 @@ class Lowering:
             return ()
         if isinstance(e, sp.polygamma):
             return e.args[1:]       # the order n is the op's attr
-        if type(e) in REWRITES or isinstance(e, sp.Derivative):
-            return ()               # lowered whole, through low(...) of the rewritten form
+        if isinstance(e, sp.Derivative):
+            return ()               # lowered whole, through low(...) of its formula
         if getattr(e, "bound_symbols", None):
             return ()   # Integral, Sum, Lambda...: not entered; _lower reports them
         return e.args
