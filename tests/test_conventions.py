@@ -223,6 +223,10 @@ def _torch_functions(torch):
         "x**(-2)": lambda x: x ** -2, "x**(-3)": lambda x: x ** -3,
         "x**(-0.5)": lambda x: x ** -0.5, "x**1.5": lambda x: x ** 1.5,
         "exp(x)": torch.exp, "x**y": lambda x, y: x ** y,
+        "floor(x)": torch.floor, "ceiling(x)": torch.ceil, "Mod(x, y)": torch.remainder,
+        "asin(x/2)": lambda x: torch.asin(x / 2), "acosh(x + 1)": lambda x: torch.acosh(x + 1),
+        "atanh(x/2)": lambda x: torch.atanh(x / 2),
+        "loggamma(x)": torch.lgamma,
     }
 
 
