@@ -109,8 +109,8 @@ def check_params(params, names, dtype=np.float64):
 def check_finite_rows(name, arr):
     """NonFiniteError naming input `name` and its first row (sample) holding a NaN or an
     infinity: compute on such data and the loss and every gradient come out NaN."""
-    bad = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1) if arr.ndim else \
-        ~np.isfinite(arr.reshape(1))
+    values = np.atleast_1d(arr)
+    bad = ~np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
     if bad.any():
         rows = np.flatnonzero(bad)
         raise NonFiniteError(

@@ -3,8 +3,9 @@
 Embedded verbatim in a generated module whose model uses one of them (and importable
 on its own for tests). Compiled, erf, erfc, gamma and lgamma are libm's (`math`'s in
 Numba); gamma and lgamma are wrapped in @njit functions so that a core run as plain
-Python (`.py_func`) gets the compiled, IEEE behaviour too (Python's raise at poles); under NUMBA_DISABLE_JIT they are plain functions with
-C's conventions where Python's `math` would raise: gamma(+-0) = +-inf, gamma(-n) = nan,
+Python (`.py_func`) gets the compiled, IEEE behaviour too (Python's raise at poles).
+Under NUMBA_DISABLE_JIT they are plain functions with C's conventions where Python's
+`math` would raise: gamma(+-0) = +-inf, gamma(-n) = nan,
 gamma(x > 171.6) = inf, lgamma = log|gamma| with lgamma(-n) = inf. NumPy has no such
 ufuncs. floor, ceil, mod and the inverse trigonometric and hyperbolic functions print as
 NumPy's own (np.floor, np.mod, np.arcsin, ...).
@@ -13,11 +14,11 @@ NumPy's own (np.floor, np.mod, np.arcsin, ...).
 recurrence psi_n(x) = psi_n(x + 1) - (-1)^n n! / x^(n+1) moves x up to at least 20, where
 the asymptotic series with Bernoulli numbers B_2 .. B_20 is accurate to rounding; negative
 x uses the reflection formula for n = 0 and 1 (psi(1 - x) - psi(x) = pi cot(pi x)) and the
-recurrence for n >= 2 down to x = -1e4 (NaN below: the loop would be as long as |x|).
+same recurrence for n >= 2 down to x = -1e4 (NaN below: the loop would be as long as |x|).
 At the poles (x = 0, -1, -2, ...): -inf for digamma at 0 and NaN at negative integers,
 +inf for odd n, NaN for even n >= 2 (the sign differs on the two sides), as PyTorch.
 Written with `math` only, so that CUDA kernels compile the same function as a device
-function (codegen/cuda_support.py).
+function (codegen/cuda_special.py).
 """
 
 import math
@@ -31,7 +32,8 @@ _BERNOULLI = (1.0 / 6.0, -1.0 / 30.0, 1.0 / 42.0, -1.0 / 30.0, 5.0 / 66.0, -691.
 
 
 def _polygamma_at(n, x):
-    """polygamma(n, x) for x >= 1e-300 or so (any x > 0): recurrence, then the series."""
+    """polygamma(n, x) away from the poles: the recurrence up to x >= 20, then the
+    series (for x < 0, as many steps as |x|)."""
     shift = 0.0
     while x < 20.0:
         shift += 1.0 / x ** (n + 1)
@@ -49,11 +51,10 @@ def _polygamma_at(n, x):
     for j in range(2, n + 1):
         fact *= j
     series = fact / n * inv ** n + 0.5 * fact * inv ** (n + 1)
-    ratio = 1.0                                     # (2k + n - 1)! / (2k)!
     power = inv ** (n + 2)
     for k in range(10):
         two_k = 2 * k + 2
-        ratio = 1.0
+        ratio = 1.0                                 # (2k + n - 1)! / (2k)!
         for j in range(two_k + 1, two_k + n):
             ratio *= j
         series += _BERNOULLI[k] * ratio * power
@@ -84,15 +85,7 @@ def _polygamma(n, x):
         return math.pi * math.pi / (s * s) - _polygamma_at(1, 1.0 - x)
     if x < -1e4:
         return math.nan
-    fact = 1.0
-    for j in range(2, n + 1):
-        fact *= j
-    sign = 1.0 if n % 2 == 0 else -1.0              # (-1)^n
-    shift = 0.0
-    while x < 0.0:
-        shift += 1.0 / x ** (n + 1)
-        x += 1.0
-    return _polygamma_at(n, x) - sign * fact * shift
+    return _polygamma_at(n, x)     # its recurrence runs up from negative x as well
 
 
 if numba.config.DISABLE_JIT:

@@ -18,23 +18,17 @@ from symgrad import frontend
 # Beyond the one-op-per-class tables: functions the front end lowers by their own rules.
 _OWN_RULES = (sp.Max, sp.Min, sp.Heaviside, sp.Piecewise, sp.polygamma)
 
-# Groups of the README's table, in order, and what decides a function's group.
+# The README's groups, in order: title -> the functions in it.
 _GROUPS = {
-    "elementary": ("exp", "log", "sqrt", "sin", "cos", "tan", "sec", "csc", "cot", "asin",
+    "Elementary (`sympy`)": ("exp", "log", "sqrt", "sin", "cos", "tan", "sec", "csc", "cot", "asin",
                    "acos", "atan", "atan2", "sinh", "cosh", "tanh", "sech", "csch", "coth",
                    "asinh", "acosh", "atanh", "sinc"),
-    "special": ("erf", "erfc", "gamma", "loggamma", "polygamma"),
-    "piecewise": ("Abs", "sign", "floor", "ceiling", "frac", "Mod", "Max", "Min", "Heaviside",
+    "Special (`sympy`)": ("erf", "erfc", "gamma", "loggamma", "polygamma"),
+    "Piecewise and kinks (`sympy`)": ("Abs", "sign", "floor", "ceiling", "frac", "Mod", "Max", "Min", "Heaviside",
                   "Piecewise"),
-    "symgrad": ("sigmoid", "relu", "softplus"),
-    "sympy.codegen": ("log1p", "expm1", "Sqrt", "exp2", "log2", "log10", "hypot", "logaddexp",
+    "Activations (`symgrad.sigmoid`, ...)": ("sigmoid", "relu", "softplus"),
+    "`sympy.codegen.cfunctions` and `numpy_nodes`": ("log1p", "expm1", "Sqrt", "exp2", "log2", "log10", "hypot", "logaddexp",
                       "logaddexp2", "maximum", "minimum"),
-}
-_GROUP_TITLES = {
-    "elementary": "Elementary (`sympy`)", "special": "Special (`sympy`)",
-    "piecewise": "Piecewise and kinks (`sympy`)",
-    "symgrad": "Activations (`symgrad.sigmoid`, ...)",
-    "sympy.codegen": "`sympy.codegen.cfunctions` and `numpy_nodes`",
 }
 # What a user needs to know beyond "as in SymPy": conventions at kinks, domains, forms.
 NOTES = {
@@ -67,15 +61,11 @@ NOTES = {
 }
 
 
-def _name(cls: type) -> str:
-    return cls.__name__
-
-
 def supported_functions() -> dict[str, str]:
     """Each SymPy function (class name) symgrad compiles -> a note on its conventions
     ("" when it is exactly SymPy's function with SymPy's derivative)."""
     classes = [*frontend.UNARY, *frontend.BINARY, *frontend.REWRITES, *_OWN_RULES]
-    names = ["sqrt", *map(_name, classes)]      # sympy.sqrt(x) is x**(1/2), a Pow
+    names = ["sqrt", *(cls.__name__ for cls in classes)]   # sympy.sqrt(x) is x**(1/2)
     return {name: NOTES.get(name, "") for name in names}
 
 
@@ -86,8 +76,8 @@ def readme_block() -> str:
     missing = sorted(set(supported) - grouped)
     assert not missing, f"functions without a group in symgrad/catalog.py: {missing}"
     lines = []
-    for group, names in _GROUPS.items():
-        lines += ["", f"**{_GROUP_TITLES[group]}**", "", "| function | notes |", "| --- | --- |"]
+    for title, names in _GROUPS.items():
+        lines += ["", f"**{title}**", "", "| function | notes |", "| --- | --- |"]
         lines += [f"| `{name}` | {supported[name]} |" for name in names if name in supported]
     return "\n".join(lines[1:]) + "\n"
 

@@ -186,17 +186,19 @@ def _atanh(g, out, x):
     return (g / (1.0 - x * x),)
 
 
-_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+def _erf_slope(x: Node) -> Node:
+    """erf'(x) = 2 exp(-x^2) / sqrt(pi) (and erfc' = -erf')."""
+    return make(Op.EXP, -(x * x)) * (2.0 / math.sqrt(math.pi))
 
 
 @vjp(Op.ERF)
 def _erf(g, out, x):
-    return (g * (make(Op.EXP, -(x * x)) * _TWO_OVER_SQRT_PI),)
+    return (g * _erf_slope(x),)
 
 
 @vjp(Op.ERFC)
 def _erfc(g, out, x):
-    return (-(g * (make(Op.EXP, -(x * x)) * _TWO_OVER_SQRT_PI)),)
+    return (-(g * _erf_slope(x)),)
 
 
 @vjp(Op.GAMMA)

@@ -1,10 +1,12 @@
 """Pictures of the computational graph: DOT text, SVG and PNG files, large graphs
 cut with a note, and errors for bad output names."""
 
+import functools
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import cuda_models as cm
 import numpy as np
 import pytest
 
@@ -113,28 +115,28 @@ def test_missing_matplotlib_is_a_clear_error_and_dot_still_works(lecture, monkey
 
 # ------------------------------------------------------------------ the layout
 
-def _pictures():
-    """Every shipped example's picture (scalar ones also at a point), and an MLP whose
-    targets are read only by the loss."""
-    import cuda_models as cm
-    found = []
-    for path in sorted(EXAMPLES.glob("*.py")):
-        model = load_model(path)
-        found.append((path.stem, graph_picture(model)))
-        if not model.is_matrix:
-            point = {name: 0.5 for name in (*model.param_names, *model.input_names)}
-            found.append((f"{path.stem}@point", graph_picture(model, point)))
-    found.append(("mlp ce", graph_picture(cm.mlp("ce")[0])))
-    return found
+# Every shipped example's picture (scalar ones also at a point), and an MLP whose targets
+# are read only by the loss; built when a test asks (not at collection, in every worker).
+PICTURES = [*(path.stem for path in sorted(EXAMPLES.glob("*.py"))),
+            *(f"{stem}@point" for stem in cm.SCALAR_EXAMPLES), "mlp ce"]
 
 
-PICTURES = _pictures()
+@functools.cache
+def picture_of(name: str):
+    if name == "mlp ce":
+        return graph_picture(cm.mlp("ce")[0])
+    stem, _, at = name.partition("@")
+    model = load_model(EXAMPLES / f"{stem}.py")
+    if not at:
+        return graph_picture(model)
+    return graph_picture(model, {n: 0.5 for n in (*model.param_names, *model.input_names)})
 
 
-@pytest.mark.parametrize("name, picture", PICTURES, ids=[p[0] for p in PICTURES])
-def test_no_edge_passes_through_a_node_box(name, picture):
+@pytest.mark.parametrize("name", PICTURES)
+def test_no_edge_passes_through_a_node_box(name):
     from symgrad.inspect.draw import layout_of
     from symgrad.inspect.layout import box_contains_segment
+    picture = picture_of(name)
     layout = layout_of(picture)
     assert len(layout.paths) == len(picture.edges)
     for src, dst, points in layout.paths:
@@ -150,9 +152,10 @@ def test_no_edge_passes_through_a_node_box(name, picture):
         assert points[-1][0] < tx and points[-1][1] == ty
 
 
-@pytest.mark.parametrize("name, picture", PICTURES, ids=[p[0] for p in PICTURES])
-def test_leaves_on_the_left_and_the_output_on_the_right(name, picture):
+@pytest.mark.parametrize("name", PICTURES)
+def test_leaves_on_the_left_and_the_output_on_the_right(name):
     from symgrad.inspect.draw import layout_of
+    picture = picture_of(name)
     layout = layout_of(picture)
     xs = {n.key: layout.centres[n.key][0] for n in picture.nodes}
     leaves = [n for n in picture.nodes if n.kind != "op"]
@@ -173,9 +176,8 @@ def test_box_check_sees_a_crossing():
 def test_targets_reach_the_loss_without_crossing_the_first_layer():
     """The MLP's target Y feeds only the loss: its path runs in its own lane (before, a
     straight line drawn from the left column made Y look like an input of layer 1)."""
-    import cuda_models as cm
     from symgrad.inspect.draw import layout_of
-    picture = graph_picture(cm.mlp("ce")[0])
+    picture = picture_of("mlp ce")
     layout = layout_of(picture)
     (y,) = [n.key for n in picture.nodes if n.label.startswith("Y")]
     users = {dst for src, dst, _ in picture.edges if src == y}

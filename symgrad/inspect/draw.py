@@ -45,7 +45,7 @@ def render(picture: GraphPicture, fmt: str) -> bytes:
         _draw_path(ax, points, labels.get((src, dst)))
     for n in picture.nodes:
         x, y = layout.centres[n.key]
-        _draw_box(matplotlib, ax, n, x, y)
+        _draw_box(ax, n, x, y)
         _annotate(ax, n, x, y)
     title = textwrap.fill(picture.title, width=int(width * 9), subsequent_indent="    ")
     fig.text(0.01, 1 - 0.1 / height, title, fontsize=11, va="top", weight="bold")
@@ -90,7 +90,7 @@ def _draw_path(ax, points, label: str | None) -> None:
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"})
 
 
-def _draw_box(matplotlib, ax, n: DrawnNode, x: float, y: float) -> None:
+def _draw_box(ax, n: DrawnNode, x: float, y: float) -> None:
     from matplotlib import patches
     w, h = BOX_WIDTH, BOX_HEIGHT
     fill = COLORS["output"] if n.output else COLORS[n.kind]
