@@ -15,12 +15,15 @@ def load_writer(options, model):
     return importlib.import_module(f"codegen.{name}")
 
 
-def generate(derivation, options, model, *, version: str) -> str:
+def generate(derivation, options, model, *, version: str, second=None) -> str:
     """The module text of `model` (a symgrad.Model, read for its structure: nodes, name)
-    from its `derivation`, by `options` (a symgrad.options.CompileOptions)."""
+    from its `derivation`, by `options` (a symgrad.options.CompileOptions); `second` (a
+    symgrad.second_order.SecondOrder, order 2) adds the jvp, hvp and hessian entries."""
     import numba
 
     parts = dict(version=version, numba_version=numba.__version__, model_name=model.name)
+    if second is not None:
+        parts.update(second=second)
     if options.target == "cuda" or model.is_matrix:
         parts.update(param_nodes=model.param_nodes, input_nodes=model.input_nodes,
                      prediction=model.predict_node)

@@ -63,16 +63,19 @@ class _Names:
 
 def core_function(src: Source, name: str, tp: TensorProgram, doc: str,
                   param_shapes: list[Shape], size_source: tuple[int, int] | None,
-                  result: str, dtype: str = "float64", math: str = "vector") -> None:
-    """Emit `name(theta, D0, ..., out)`.
+                  result: str, dtype: str = "float64", math: str = "vector",
+                  out_shapes: list[Shape] | None = None) -> None:
+    """Emit `name(theta, D0, ..., out)`; theta holds the params of `param_shapes`.
 
     result "loss_and_grad": out[0] = outputs[0], out[1:] = the flat outputs[1:]
-    (each of its param's shape); "loss": out[0] = outputs[0]; "predict": returns a
+    (each of its param's shape, or of `out_shapes`' entry where given: the order-2
+    cores read a direction after the params); "loss": out[0] = outputs[0]; "predict": returns a
     copy of outputs[0]. `dtype` is the module's DTYPE (arrays between kernels); `math`
     "vector" calls codegen/vector_math.py for exp, log, tanh, ... in the loops.
     """
     names = _Names(tp)
-    dest = (_destinations(tp, param_shapes, dtype) if result == "loss_and_grad" else {})
+    out_shapes = param_shapes if out_shapes is None else out_shapes
+    dest = (_destinations(tp, out_shapes, dtype) if result == "loss_and_grad" else {})
     printer = expr_printer(math, dtype)
     data_args = [f"D{j}" for j in range(len(tp.inputs))]
     args = ["theta", *data_args] + ([] if result == "predict" else ["out"])
@@ -110,7 +113,7 @@ def core_function(src: Source, name: str, tp: TensorProgram, doc: str,
         else:
             src.line(f"out[0] = {names.ref(tp.outputs[0])}")
             if result == "loss_and_grad":
-                _write_flat(src, names, tp.outputs[1:], param_shapes, dest)
+                _write_flat(src, names, tp.outputs[1:], out_shapes, dest)
     if size_source is not None:
         src.drop_if_unused(nf_line, "nf")
     src.line()

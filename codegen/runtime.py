@@ -49,6 +49,10 @@ class EmptyBatchError(ArgumentError):
     """The data has no samples where the loss needs at least one (reduction='mean')."""
 
 
+class HessianTooLargeError(ArgumentError):
+    """A dense Hessian that would not fit in memory was asked for (order-2 kernels)."""
+
+
 SYMGRAD_RUNTIME = True   # marks symgrad's own `codegen.runtime` (the name is generic)
 
 
@@ -71,7 +75,8 @@ def _register_module(name, namespace):
 _register_module(__name__, globals())
 
 ERRORS = (SymgradError, ArgumentError, MissingArgumentError, UnknownArgumentError,
-          DTypeError, ShapeError, LengthMismatchError, NonFiniteError, EmptyBatchError)
+          DTypeError, ShapeError, LengthMismatchError, NonFiniteError, EmptyBatchError,
+          HessianTooLargeError)
 
 
 def _check_names(kind, given, expected, allowed=None):
@@ -88,21 +93,22 @@ def _check_names(kind, given, expected, allowed=None):
                                    f"the model's {kind}s are {list(expected)!r}")
 
 
-def check_params(params, names, dtype=np.float64):
-    """The params as one contiguous vector in the model's order."""
-    _check_names("param", params, names)
+def check_params(params, names, dtype=np.float64, kind="param"):
+    """The params (or a direction in param space: kind "tangent", "vector") as one
+    contiguous vector in the model's order."""
+    _check_names(kind, params, names)
     out = np.empty(len(names), dtype=dtype)
     for i, name in enumerate(names):
         value = params[name]
         arr = np.asarray(value) if not isinstance(value, (str, bytes)) else None
         if arr is None or arr.dtype.kind not in "fiu":
-            kind = type(value).__name__ if arr is None else f"dtype {arr.dtype}"
-            raise DTypeError(f"param {name!r} must be a real number, got {kind}")
+            got = type(value).__name__ if arr is None else f"dtype {arr.dtype}"
+            raise DTypeError(f"{kind} {name!r} must be a real number, got {got}")
         if arr.shape != ():
-            raise ShapeError(f"param {name!r} must be a scalar, got shape {arr.shape}")
+            raise ShapeError(f"{kind} {name!r} must be a scalar, got shape {arr.shape}")
         out[i] = arr
         if not np.isfinite(out[i]):
-            raise NonFiniteError(f"param {name!r} is {float(out[i])!r}; params must be finite")
+            raise NonFiniteError(f"{kind} {name!r} is {float(out[i])!r}; {kind}s must be finite")
     return out
 
 
@@ -163,10 +169,11 @@ def check_data(data, names, reduction, dtype=np.float64, check_finite=False):
     return tuple(arrays), n
 
 
-def pack_params(params, names, shapes, dtype=np.float64):
-    """Matrix models: the params flattened into one vector in order, and the shape
-    each was given in (a (1, k) or (k, 1) param may be given as a vector of k)."""
-    _check_names("param", params, names)
+def pack_params(params, names, shapes, dtype=np.float64, kind="param"):
+    """Matrix models: the params (or a direction: kind "tangent", "vector") flattened
+    into one vector in order, and the shape each was given in (a (1, k) or (k, 1) param
+    may be given as a vector of k)."""
+    _check_names(kind, params, names)
     sizes = [int(np.prod(shape)) for shape in shapes]
     theta = np.empty(sum(sizes), dtype=dtype)
     given, offset = [], 0
@@ -174,17 +181,17 @@ def pack_params(params, names, shapes, dtype=np.float64):
         value = params[name]
         arr = None if isinstance(value, (str, bytes)) else np.asarray(value)
         if arr is None or arr.dtype.kind not in "fiu":
-            kind = type(value).__name__ if arr is None else f"dtype {arr.dtype}"
-            raise DTypeError(f"param {name!r} must be a real array, got {kind}")
+            got = type(value).__name__ if arr is None else f"dtype {arr.dtype}"
+            raise DTypeError(f"{kind} {name!r} must be a real array, got {got}")
         if arr.shape != tuple(shape) and not (arr.ndim == 1 and arr.size == size
                                               and 1 in shape and len(shape) == 2):
             wanted = f"({size},) or {tuple(shape)}" if 1 in shape and len(shape) == 2 \
                 else str(tuple(shape))      # a bias as a vector, as in a state_dict
-            raise ShapeError(f"param {name!r} must have shape {wanted}, got {arr.shape}")
+            raise ShapeError(f"{kind} {name!r} must have shape {wanted}, got {arr.shape}")
         flat = arr.reshape(-1)
         bad = np.flatnonzero(~np.isfinite(flat))
         if bad.size:
-            raise NonFiniteError(f"param {name!r} has a non-finite value "
+            raise NonFiniteError(f"{kind} {name!r} has a non-finite value "
                                  f"{float(flat[bad[0]])!r} at flat index {int(bad[0])}")
         theta[offset:offset + size] = flat
         given.append(arr.shape)

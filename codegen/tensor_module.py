@@ -8,20 +8,22 @@ from math import prod
 from typing import TYPE_CHECKING
 
 import codegen.block_sums
+import codegen.hessian
 import codegen.optimizers
 import codegen.runtime
 import codegen.special_math
 import codegen.vector_math
 from codegen import numba_cpu, numba_tensor, optimizer_rules, templates, training
-from codegen.module import names_table
+from codegen.module import hessian_constants, names_table
 from codegen.printer import calls_special_math
 from codegen.source import Source, support_block
-from symgrad.ir import Node, add, toposort
+from symgrad.ir import Node, add, param, toposort
 from symgrad.tensor_program import Loop, tensor_schedule
 
 if TYPE_CHECKING:
     from symgrad.derivation import Derivation
     from symgrad.options import CompileOptions
+    from symgrad.second_order import SecondOrder
 
 def _total(sample: Node | None, penalty: Node | None, like: Node) -> Node:
     parts = [p for p in (sample, penalty) if p is not None]
@@ -40,9 +42,21 @@ def programs(d: Derivation, param_nodes, input_nodes):
             tensor_schedule([loss, *grads], param_nodes, input_nodes))
 
 
+def second_order_programs(d: Derivation, s: SecondOrder, param_nodes, input_nodes):
+    """The JVP schedule (loss, then the JVP) and the HVP schedule (the JVP, then H v per
+    param) over the params followed by the direction's entries."""
+    directions = [param(name, p.shape) for name, p in zip(s.directions, param_nodes)]
+    loss = _total(d.sample_loss, d.penalty, d.sample_loss)
+    jvp = _total(s.sample_jvp, s.penalty_jvp, d.sample_loss)
+    hvps = [_total(h, ph, p) for h, ph, p in zip(s.sample_hvps, s.penalty_hvps, param_nodes)]
+    leaves = [*param_nodes, *directions]
+    return (tensor_schedule([loss, jvp], leaves, input_nodes),
+            tensor_schedule([jvp, *hvps], leaves, input_nodes))
+
+
 def generate(d: Derivation, options: CompileOptions, *, version: str, numba_version: str,
              param_nodes, input_nodes, prediction: Node | None,
-             model_name: str | None = None) -> str:
+             model_name: str | None = None, second: SecondOrder | None = None) -> str:
     dtype, fastmath, math = options.dtype, options.fastmath, options.math
     param_shapes = [p.shape for p in param_nodes]
     input_shapes = [x.shape for x in input_nodes]
@@ -51,7 +65,9 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
     predict_inputs = prediction_inputs(prediction, input_nodes)
     pp = None if prediction is None else tensor_schedule([prediction], param_nodes,
                                                          predict_inputs)
-    cores = [tp for tp in (lp, gp, pp) if tp is not None]
+    jp, hp = (None, None) if second is None else \
+        second_order_programs(d, second, param_nodes, input_nodes)
+    cores = [tp for tp in (lp, gp, pp, jp, hp) if tp is not None]
     vector = math == "vector" and any(numba_tensor.vector_calls(tp) for tp in cores)
     blocked = any(numba_tensor.blocked_sums(k) for tp in cores for k in tp.kernels
                   if isinstance(k, Loop))
@@ -84,7 +100,10 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
         "",
         *names_table([("P", list(zip(d.params, param_shapes))),
                       ("D", list(zip(d.inputs, input_shapes)))],
-                     "A<k> are arrays between kernels, s<k> scalars"),
+                     "A<k> are arrays between kernels, s<k> scalars"
+                     + ("" if second is None else f"; P{len(param_nodes)}... are the "
+                        f"direction's entries, in PARAMS order")),
+        *hessian_constants(second),
         "",
         "",
     ])
@@ -100,6 +119,18 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
                                    param_shapes, _batch_size(predict_inputs)[1], "predict",
                                    dtype, math)
         src.line()
+    if second is not None:
+        shapes = param_shapes * 2
+        numba_tensor.core_function(src, "_jvp_core", jp, "Total loss into out[0], its "
+                                   "derivative along the direction (theta's second half) "
+                                   "into out[1].", shapes, size_source, "loss_and_grad",
+                                   dtype, math, out_shapes=[()])
+        src.line()
+        numba_tensor.core_function(src, "_hvp_core", hp, "The JVP into out[0], the Hessian "
+                                   "times the direction (theta's second half) into out[1:].",
+                                   shapes, size_source, "loss_and_grad", dtype, math,
+                                   out_shapes=param_shapes)
+        src.lines(["", "_jvp_core_par = _jvp_core", "_hvp_core_par = _hvp_core", "", ""])
     training.train_core(src, len(input_nodes))
     src.lines(templates.lines('matrix_entry'))
     src.line()
@@ -110,12 +141,17 @@ def generate(d: Derivation, options: CompileOptions, *, version: str, numba_vers
     src.lines(templates.lines('train_entry'))
     src.line()
     src.line()
+    if second is not None:
+        src.lines(templates.lines('second_order'))
+        src.line()
+        src.line()
     optimizer_rules.cpu_steps(src)
     special = calls_special_math(src.text().splitlines())
     src.lines(support_block(codegen.runtime, codegen.optimizers,
                             *([codegen.vector_math] if vector else []),
                             *([codegen.block_sums] if blocked else []),
-                            *([codegen.special_math] if special else [])))
+                            *([codegen.special_math] if special else []),
+                            *([codegen.hessian] if second is not None else [])))
     return src.text()
 
 

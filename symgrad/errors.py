@@ -12,6 +12,7 @@ from codegen.runtime import (  # noqa: F401  (re-exported)
     ArgumentError,
     DTypeError,
     EmptyBatchError,
+    HessianTooLargeError,
     LengthMismatchError,
     MissingArgumentError,
     NonFiniteError,

@@ -168,6 +168,7 @@ class ExpandedKernel(Kernel):
         self.expansion, self.kernel = expansion, kernel
         self.source, self.derivation, self.timings = kernel.source, kernel.derivation, \
             kernel.timings
+        self.second_order = kernel.second_order
         self.module = kernel.module
         self.params, self.inputs = expansion.model.param_names, expansion.model.input_names
 
@@ -181,6 +182,24 @@ class ExpandedKernel(Kernel):
         loss, grads = self.kernel.loss_and_grad(e.scalar_params(params), e.scalar_data(data),
                                                 check_finite=check_finite)
         return loss, e.matrix_values(grads, params)
+
+    def jvp(self, params, tangent, data=None, *, check_finite=False):
+        e = self.expansion
+        return self.kernel.jvp(e.scalar_params(params), e.scalar_params(tangent),
+                               e.scalar_data(data), check_finite=check_finite)
+
+    def hvp(self, params, vector, data=None, *, check_finite=False):
+        e = self.expansion
+        return e.matrix_values(self.kernel.hvp(e.scalar_params(params), e.scalar_params(vector),
+                                               e.scalar_data(data), check_finite=check_finite),
+                               params)
+
+    def hessian(self, params, data=None, sparse=None, *, check_finite=False):
+        # The expansion's scalar params are the matrix params' entries in the same flat
+        # (PARAMS, row-major) order, so its Hessian is the matrix model's.
+        e = self.expansion
+        return self.kernel.hessian(e.scalar_params(params), e.scalar_data(data), sparse,
+                                   check_finite=check_finite)
 
     def predict(self, params, data=None, *, check_finite=False):
         raise OptionError("predict is not available for a matrix model compiled with "

@@ -298,17 +298,17 @@ _FLAT = (sp.floor, sp.ceiling, sp.sign)
 
 
 def derivative_formula(e: sp.Derivative) -> sp.Expr:
-    """The derivative sympy.diff left unevaluated, as an expression it can lower."""
-    f, counts = e.expr, e.variable_count
-    if len(counts) == 1 and counts[0][1] == 1:
-        v = counts[0][0]
-        if isinstance(f, _FLAT):
-            return sp.S.Zero
-        if isinstance(f, sp.frac):
-            return sp.diff(f.args[0], v)       # frac(u) = u - floor(u)
-        if isinstance(f, sp.Mod):
-            a, b = f.args
-            return sp.diff(a, v) - sp.floor(a / b) * sp.diff(b, v)
+    """The derivative sympy.diff left unevaluated, as an expression it can lower (of any
+    order and in any variables: floor(a/b) is locally constant, so Mod's derivatives
+    are a's minus floor(a/b) times b's)."""
+    f, counts = e.expr, [tuple(c) for c in e.variable_count]
+    if isinstance(f, _FLAT):
+        return sp.S.Zero
+    if isinstance(f, sp.frac):
+        return sp.diff(f.args[0], *counts)     # frac(u) = u - floor(u)
+    if isinstance(f, sp.Mod):
+        a, b = f.args
+        return sp.diff(a, *counts) - sp.floor(a / b) * sp.diff(b, *counts)
     raise UnsupportedFunctionError("Derivative", _short(e), "an unevaluated derivative of a "
                                    "function whose derivative symgrad does not know")
 
@@ -317,14 +317,27 @@ def _derivative(low: Lowering, e: sp.Derivative, args: list[Node]) -> Node:
     return low(derivative_formula(e))
 
 
-def _subs(low: Lowering, e: sp.Subs, args: list[Node]) -> Node:
-    # sympy.diff's chain rule through a function it cannot differentiate:
-    # Subs(Derivative(f(xi), xi), xi, u) is f' at u.
+def subs_formula(e: sp.Subs) -> sp.Expr:
+    """sympy.diff's chain rule through a function it cannot differentiate:
+    Subs(Derivative(f(xi), xi), xi, u) is f' at u."""
     if not isinstance(e.expr, sp.Derivative):
         raise UnsupportedFunctionError("Subs", _short(e), "only the Subs(Derivative(...)) "
                                        "that sympy.diff makes is supported")
-    formula = derivative_formula(e.expr)
-    return low(formula.xreplace(dict(zip(e.variables, e.point))))
+    return derivative_formula(e.expr).xreplace(dict(zip(e.variables, e.point)))
+
+
+def with_derivatives_evaluated(expr: sp.Expr) -> sp.Expr:
+    """`expr` with sympy.diff's unevaluated derivatives written as their formulas, so
+    that it can be differentiated again (SymPy recurses forever differentiating a
+    Subs(Derivative(Mod(...)))."""
+    if not expr.has(sp.Derivative):
+        return expr
+    return expr.replace(sp.Subs, lambda *args: subs_formula(sp.Subs(*args))) \
+        .replace(sp.Derivative, lambda *args: derivative_formula(sp.Derivative(*args)))
+
+
+def _subs(low: Lowering, e: sp.Subs, args: list[Node]) -> Node:
+    return low(subs_formula(e))
 
 
 def _chain(op: Op) -> Callable:

@@ -119,3 +119,20 @@ def evaluate_tensor(roots: Sequence[Node], params: Mapping[str, np.ndarray],
         else:
             values[node] = apply(node.op, [values[a] for a in node.args], node.attr)
     return values
+
+
+
+def jvp_and_hvp(derivation, second, params, vector, data=None
+                ) -> tuple[float, dict[str, float]]:
+    """(the JVP, H v per param) of a scalar model's second-order graphs (a
+    second_order.SecondOrder of `derivation`) along `vector`, as the kernels define them."""
+    from dataclasses import replace
+
+    from symgrad.ir import const
+
+    d = derivation
+    as_first_order = replace(d, sample_loss=second.sample_jvp or const(0.0),
+                             penalty=second.penalty_jvp, sample_grads=second.sample_hvps,
+                             penalty_grads=second.penalty_hvps)
+    values = {**params, **{v: vector[p] for p, v in zip(d.params, second.directions)}}
+    return loss_and_grad(as_first_order, values, data)

@@ -22,6 +22,7 @@ import symgrad
 from symgrad.derivation import Derivation, derive
 from symgrad.errors import OptionError
 from symgrad.model import Model
+from symgrad.second_order import SecondOrder, derive_second
 
 
 from symgrad.options import CompileOptions, default_math
@@ -49,9 +50,11 @@ class Kernel:
     writes it. Numba compiles each entry point on its first call (or `warmup()`).
     """
 
-    def __init__(self, source: str, derivation: Derivation, timings: dict[str, float]):
+    def __init__(self, source: str, derivation: Derivation, timings: dict[str, float],
+                 second: SecondOrder | None = None):
         self.source = source
         self.derivation = derivation
+        self.second_order = second
         self.timings = dict(timings)
         self.module = _load(source)
         self.params = self.module.PARAMS
@@ -80,6 +83,35 @@ class Kernel:
                    check_finite: bool = False):
         """(new params, loss history, optimizer state to pass to the next call)."""
         return self._entry("train_step")(params, data, optimizer, steps, state, check_finite)
+
+    def jvp(self, params, tangent, data=None, *, check_finite: bool = False
+            ) -> tuple[float, float]:
+        """(total loss, its derivative along `tangent`, a dict shaped like params): one
+        forward-mode pass. Needs compile(..., order=2)."""
+        return self._second_order("jvp")(params, tangent, data, check_finite)
+
+    def hvp(self, params, vector, data=None, *, check_finite: bool = False) -> dict:
+        """The Hessian of the total loss times `vector` (shaped like params), shaped like
+        params: forward mode over the gradient's graph. Needs compile(..., order=2)."""
+        return self._second_order("hvp")(params, vector, data, check_finite)
+
+    def hessian(self, params, data=None, sparse: bool | None = None, *,
+                check_finite: bool = False):
+        """The P x P Hessian over the flat params (`param_names` order, entries
+        row-major): numpy array, or scipy.sparse.csr_matrix with sparse=True (None: by
+        the structural density; see symgrad.hessian_sparsity). Needs order=2."""
+        return self._second_order("hessian")(params, data, sparse, check_finite)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(self.params)
+
+    def _second_order(self, name: str):
+        entry = getattr(self.module, name, None)
+        if entry is None:
+            raise OptionError(f"this kernel has no {name}(): compile the model with "
+                              f"symgrad.compile(model, order=2) for jvp, hvp and hessian")
+        return entry
 
     def _entry(self, name: str):
         entry = getattr(self.module, name, None)
@@ -146,7 +178,7 @@ def _sample_arguments(module):
 
 def compile(model: Model, method: str = "reverse", target: str = "cpu",
             dtype: str = "float64", fastmath: bool = False, math: str | None = None,
-            interpret: bool | None = None) -> Kernel:
+            interpret: bool | None = None, order: int = 1) -> Kernel:
     """Differentiate `model` by `method` ("reverse" or "symbolic") and build its kernels
     for `target` "cpu" or "cuda" (codegen/cuda_module.py: the same entry points on a GPU).
 
@@ -165,6 +197,9 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu",
     with the model, slower to run), False unrolls it into compiled code, None (the
     default) interprets only programs too large to compile in reasonable time.
 
+    `order=2` also builds `jvp`, `hvp` and `hessian` (forward mode, forward-over-reverse
+    Hessian-vector products, dense or star-coloured sparse Hessians; target "cpu").
+
     The arguments become one `symgrad.options.CompileOptions`, validated here and printed
     in the module's header.
     """
@@ -173,7 +208,7 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu",
                           f"wrap the loss: symgrad.Model(loss, params=[...], inputs=[...])")
     options = CompileOptions(method=method, target=target, dtype=dtype, fastmath=fastmath,
                              math=default_math() if math is None else math,
-                             interpret=interpret)
+                             interpret=interpret, order=order)
     options.check(model)
     return compile_with(model, options)
 
@@ -191,11 +226,15 @@ def compile_with(model: Model, options: CompileOptions) -> Kernel:
         expansion = expand_to_scalars(model)
         return ExpandedKernel(expansion, compile_with(expansion.scalar_model, options))
     derivation = derive(model, options.method)
+    second = derive_second(model, derivation) if options.order == 2 else None
     codegen.load_writer(options, model)     # an import, not emission: outside the timing
     start = time.perf_counter()
-    source = codegen.generate(derivation, options, model, version=symgrad.__version__)
+    source = codegen.generate(derivation, options, model, version=symgrad.__version__,
+                              second=second)
     timings = {"derive": derivation.seconds, "emit": time.perf_counter() - start}
-    return Kernel(source, derivation, timings)
+    if second is not None:
+        timings["derive_second_order"] = second.seconds
+    return Kernel(source, derivation, timings, second)
 
 
 def _load(source: str, prefix: str = "_symgrad_kernel") -> ModuleType:

@@ -35,6 +35,7 @@ class CompileOptions:
     fastmath: bool = False
     math: str = field(default_factory=default_math)
     interpret: bool | None = None     # None: the interpreter for large scalar programs only
+    order: int = 1                    # 2: also the JVP, HVP and Hessian entry points
 
     def __post_init__(self) -> None:
         for name, allowed in (("method", METHODS), ("target", TARGETS), ("dtype", DTYPES),
@@ -47,6 +48,12 @@ class CompileOptions:
         if self.interpret not in (None, True, False):
             raise OptionError(f"interpret must be True, False or None (automatic), got "
                               f"{self.interpret!r}")
+        if self.order not in (1, 2) or isinstance(self.order, bool):
+            raise OptionError(f"order must be 1 (loss and gradient) or 2 (also jvp, hvp and "
+                              f"hessian), got {self.order!r}")
+        if self.order == 2 and self.target == "cuda":
+            raise OptionError("order=2 (jvp, hvp, hessian) is built for target='cpu' only so "
+                              "far; compile the model for the CPU to get them")
         if self.target == "cuda" and self.fastmath:
             raise OptionError("fastmath=True is for target='cpu'; CUDA kernels compile with "
                               "NVVM's defaults (which already contract to FMA)")
@@ -71,4 +78,5 @@ class CompileOptions:
         """One line for the module header, e.g. `method=reverse target=cpu ...`."""
         interpret = "auto" if self.interpret is None else str(self.interpret)
         return (f"method={self.method} target={self.target} dtype={self.dtype} "
-                f"fastmath={self.fastmath} math={self.math} interpret={interpret}")
+                f"fastmath={self.fastmath} math={self.math} interpret={interpret} "
+                f"order={self.order}")

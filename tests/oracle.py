@@ -54,17 +54,17 @@ _CODEGEN = {
 
 def _flat_derivative(f: sp.Expr, *variables) -> sp.Expr:
     """The derivatives sympy.diff leaves unevaluated: floor, ceiling (0 away from their
-    jumps) and Mod(a, b) = a - b floor(a/b) (a' - floor(a/b) b' away from them)."""
-    (v, order), = [(v, 1) if not isinstance(v, sp.Tuple) else tuple(v) for v in variables]
-    assert order == 1, variables
+    jumps) and Mod(a, b) = a - b floor(a/b) (a' - floor(a/b) b' away from them), of any
+    order and in any variables (the second-order tests differentiate twice)."""
+    counts = [(v, 1) if not isinstance(v, sp.Tuple) else tuple(v) for v in variables]
     if isinstance(f, (sp.floor, sp.ceiling)):
         return sp.S.Zero
     if isinstance(f, sp.frac):
-        return sp.diff(f.args[0], v)
+        return sp.diff(f.args[0], *counts)
     if isinstance(f, sp.Mod):
         a, b = f.args
-        return sp.diff(a, v) - sp.floor(a / b) * sp.diff(b, v)
-    derivative = sp.diff(f, v)        # a function SymPy knows once rewritten (Max)
+        return sp.diff(a, *counts) - sp.floor(a / b) * sp.diff(b, *counts)
+    derivative = sp.diff(f, *counts)        # a function SymPy knows once rewritten (Max)
     if not derivative.has(sp.Derivative):
         return derivative
     raise ValueError(f"the oracle cannot evaluate {sp.Derivative(f, *variables)}")
@@ -215,3 +215,34 @@ def strict_floating_point() -> Iterator[None]:
             yield
     finally:
         symgrad.interpret.apply = original
+
+
+def hessian_of(loss: sp.Expr, params: Sequence[sp.Symbol]) -> sp.Matrix:
+    """sympy.hessian, with the unevaluated derivatives of the first differentiation
+    written out first (SymPy recurses forever differentiating Subs(Derivative(Mod)))."""
+    grads = [elementary(sp.diff(loss, p)) for p in params]
+    return sp.Matrix([[sp.diff(g, q) for q in params] for g in grads])
+
+
+def jvp_and_hvp(loss: sp.Expr, params: Sequence[sp.Symbol], inputs: Sequence[sp.Symbol],
+                param_values: Mapping[str, float], vector: Mapping[str, float],
+                data: Mapping[str, Sequence[float]] | None = None,
+                reduction: str = "sum") -> tuple[float, dict[str, float]]:
+    """The directional derivative and `sympy.hessian(loss) @ v` over a batch, at high
+    precision (summed at DIGITS digits, rounded once)."""
+    hessian = hessian_of(loss, params)
+    grads = [sp.diff(loss, p) for p in params]
+    v = [vector[p.name] for p in params]
+    jvp = sum((g * vi for g, vi in zip(grads, v)), sp.S.Zero)
+    hvp = [sum((hessian[i, j] * v[j] for j in range(len(params))), sp.S.Zero)
+           for i in range(len(params))]
+    n = len(next(iter(data.values()))) if inputs else 1
+    point: dict[sp.Symbol, float] = {p: param_values[p.name] for p in params}
+    totals = [sp.S.Zero] * (1 + len(params))
+    for i in range(n):
+        point.update({x: data[x.name][i] for x in inputs})
+        for k, expr in enumerate([jvp, *hvp]):
+            totals[k] += sp.Float(_exact_value(expr, point), DIGITS)
+    scale = 1 / sp.Integer(n) if reduction == "mean" else sp.S.One
+    out = [float(t * scale) for t in totals]
+    return out[0], {p.name: h for p, h in zip(params, out[1:])}

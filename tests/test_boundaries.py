@@ -7,6 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ALLOWED = {"symgrad.ir", "symgrad.program", "symgrad.tensor_program", "symgrad.derivation",
+           "symgrad.second_order",
            "symgrad.errors", "symgrad.options"}
 
 

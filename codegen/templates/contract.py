@@ -6,6 +6,7 @@ placeholders, the writers print the real ones."""
 import numpy as np  # noqa: F401
 
 from codegen.optimizer_rules import N_STATE  # noqa: F401
+from codegen.hessian import hessian_from_products  # noqa: F401
 from codegen.optimizers import optimizer_spec  # noqa: F401
 from codegen.runtime import (  # noqa: F401
     ArgumentError, UnknownArgumentError, check_arrays, check_data, check_params, pack_params,
@@ -22,6 +23,8 @@ BATCH = "n"                     # matrix models: the name of the batch dim
 DTYPE = np.float64              # matrix models: the dtype of theta and the data
 PREDICT_INPUTS: tuple = ()      # matrix models with a prediction: the inputs it reads
 PREDICT_SHAPES: tuple = ()      # and their shapes
+HESSIAN_PATTERN = None          # order 2: (indptr, indices) of the Hessian's pattern, or None
+HESSIAN_COLORS = None           # order 2: the star colouring of that pattern
 
 
 def _placeholder(*args):
@@ -32,7 +35,10 @@ def _placeholder(*args):
 # points' helpers the scalar, matrix and CUDA entry templates define.
 _loss_core = _loss_core_par = _loss_and_grad_core = _loss_and_grad_core_par = _placeholder
 _predict_core = _train_core = _train_core_par = _placeholder
-_pack = _columns = _unpack = _trainer = _placeholder
+_pack = _columns = _unpack = _trainer = _parallel = _placeholder
+# Order-2 modules: the JVP and HVP cores (the `_par` ones alias the serial ones where
+# there is no parallel variant).
+_jvp_core = _jvp_core_par = _hvp_core = _hvp_core_par = _placeholder
 
 # CUDA modules: numba.cuda and codegen/cuda_support.py's host helpers.
 cuda = None

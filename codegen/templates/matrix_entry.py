@@ -8,8 +8,8 @@ module's, listed in codegen/templates/contract.py.
 from codegen.templates.contract import *  # noqa: F401,F403  # symgrad: not embedded
 
 
-def _pack(params):
-    return pack_params(params, PARAMS, PARAM_SHAPES, DTYPE)
+def _pack(params, kind="param"):
+    return pack_params(params, PARAMS, PARAM_SHAPES, DTYPE, kind)
 
 
 def _columns(data, check_finite=False, names=INPUTS, shapes=INPUT_SHAPES):
@@ -28,6 +28,11 @@ def _unpack(flat, given):
 
 def _trainer(columns):
     return _train_core
+
+
+def _parallel(columns):
+    """Matrix cores have one variant (BLAS and the loops over rows do the work)."""
+    return False
 
 
 def loss(params, data=None, check_finite=False):

@@ -8,8 +8,8 @@ module's, listed in codegen/templates/contract.py.
 from codegen.templates.contract import *  # noqa: F401,F403  # symgrad: not embedded
 
 
-def _pack(params):
-    return check_params(params, PARAMS), [()] * len(PARAMS)
+def _pack(params, kind="param"):
+    return check_params(params, PARAMS, kind=kind), [()] * len(PARAMS)
 
 
 def _columns(data, check_finite=False):
