@@ -40,26 +40,37 @@ if momentum != 0.0:
 theta[k] = theta[k] + (-lr) * g
 """)
 
-RMSPROP = Rule("rmsprop", {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0},
-               state=1, setup="", update="""\
+RMSPROP = Rule("rmsprop", {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0,
+                           "momentum": 0.0, "centered": 0.0}, state=3,
+               setup="wa = 1.0 - alpha\n", update="""\
 if weight_decay != 0.0:
     g = g + weight_decay * theta[k]
 state[0, k] = state[0, k] * alpha + (1.0 - alpha) * g * g
-avg = sqrt(state[0, k]) + eps
-theta[k] = theta[k] + (-lr) * g / avg
+if centered != 0.0:
+    if wa < 0.5:        # torch.lerp(grad_avg, g, 1 - alpha)'s two formulas
+        state[2, k] = state[2, k] + wa * (g - state[2, k])
+    else:
+        state[2, k] = g - (g - state[2, k]) * (1.0 - wa)
+    avg = sqrt(state[0, k] + (-1.0) * state[2, k] * state[2, k]) + eps
+else:
+    avg = sqrt(state[0, k]) + eps
+if momentum > 0.0:
+    state[1, k] = state[1, k] * momentum + g / avg
+    theta[k] = theta[k] + (-lr) * state[1, k]
+else:
+    theta[k] = theta[k] + (-lr) * g / avg
 """)
 
-ADAM = Rule("adam", {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
-                     "weight_decay": 0.0}, state=2, setup="""\
+# Adam's and AdamW's moments and update (torch's _single_tensor_adam serves both).
+_ADAM_SETUP = """\
 t = step + 1
 bias_correction1 = 1.0 - beta1 ** t
 bias_correction2 = 1.0 - beta2 ** t
 step_size = lr / bias_correction1
 bias_correction2_sqrt = sqrt(bias_correction2)
 w = 1.0 - beta1
-""", update="""\
-if weight_decay != 0.0:
-    g = g + weight_decay * theta[k]
+"""
+_ADAM_UPDATE = """\
 if w < 0.5:     # torch.lerp's two formulas
     state[0, k] = state[0, k] + w * (g - state[0, k])
 else:
@@ -67,9 +78,21 @@ else:
 state[1, k] = state[1, k] * beta2 + (1.0 - beta2) * g * g
 denom = sqrt(state[1, k]) / bias_correction2_sqrt + eps
 theta[k] = theta[k] + (-step_size) * state[0, k] / denom
-""")
+"""
 
-RULES = (SGD, RMSPROP, ADAM)
+ADAM = Rule("adam", {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                     "weight_decay": 0.0}, state=2, setup=_ADAM_SETUP, update="""\
+if weight_decay != 0.0:
+    g = g + weight_decay * theta[k]
+""" + _ADAM_UPDATE)
+
+ADAMW = Rule("adamw", {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                       "weight_decay": 0.01}, state=2,
+             setup=_ADAM_SETUP + "decay = 1.0 - lr * weight_decay\n", update="""\
+theta[k] = theta[k] * decay     # decoupled weight decay, before the moments (torch)
+""" + _ADAM_UPDATE)
+
+RULES = (SGD, RMSPROP, ADAM, ADAMW)
 
 # What codegen/optimizers.py checks specs against: name -> (kind, {hyper: default}).
 OPTIMIZERS = {rule.name: (kind, dict(rule.hyper)) for kind, rule in enumerate(RULES)}

@@ -18,7 +18,7 @@ def optimizer_spec(optimizer):
     {"name": "sgd", "lr": 0.1}."""
     spec = optimizer.spec() if hasattr(optimizer, "spec") else optimizer
     if not isinstance(spec, dict) or spec.get("name") not in OPTIMIZERS:
-        raise ArgumentError(f"optimizer must be symgrad.optim.SGD, RMSprop or Adam, or a dict "
+        raise ArgumentError(f"optimizer must be symgrad.optim.SGD, RMSprop, Adam or AdamW, or a dict "
                             f"with 'name' one of {sorted(OPTIMIZERS)}; got {optimizer!r}")
     kind, defaults = OPTIMIZERS[spec["name"]]
     unknown = sorted(set(spec) - set(defaults) - {"name"})
@@ -44,6 +44,6 @@ def _check_together(name, values):
             values["momentum"] <= 0.0 or values["dampening"] != 0.0):
         raise ArgumentError(f"sgd nesterov needs momentum > 0 and dampening 0, got momentum "
                             f"{values['momentum']!r}, dampening {values['dampening']!r}")
-    for key in ("beta1", "beta2") if name == "adam" else ():
+    for key in ("beta1", "beta2") if name in ("adam", "adamw") else ():
         if values[key] >= 1.0:
-            raise ArgumentError(f"adam {key} must be < 1, got {values[key]!r}")
+            raise ArgumentError(f"{name} {key} must be < 1, got {values[key]!r}")

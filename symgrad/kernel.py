@@ -76,12 +76,19 @@ class Kernel:
 
     def train(self, params, data=None, optimizer=None, steps=1, *,
               check_finite: bool = False):
-        """(new params, loss history): `steps` optimizer updates in one jitted loop."""
+        """(new params, loss history): `steps` optimizer updates in one jitted loop (or,
+        for optim.Newton and optim.LBFGS, in Python around the compiled cores)."""
+        if _is_stepper(optimizer):
+            return self.train_step(params, data, optimizer, steps,
+                                   check_finite=check_finite)[:2]
         return self._entry("train")(params, data, optimizer, steps, None, check_finite)
 
     def train_step(self, params, data=None, optimizer=None, steps=1, state=None, *,
                    check_finite: bool = False):
         """(new params, loss history, optimizer state to pass to the next call)."""
+        if _is_stepper(optimizer):
+            from symgrad import solvers
+            return solvers.run(self, optimizer, params, data, steps, state, check_finite)
         return self._entry("train_step")(params, data, optimizer, steps, state, check_finite)
 
     def jvp(self, params, tangent, data=None, *, check_finite: bool = False
@@ -133,7 +140,10 @@ class Kernel:
         costs about a second of Numba: nothing is compiled that the run will not call."""
         params, data = _sample_arguments(self.module)
         self._timed("jit_loss_and_grad", self.module.loss_and_grad, params, data)
-        if optimizer is not None and getattr(self.module, "train", None) is not None:
+        if _is_stepper(optimizer):      # Newton: the HVP core (L-BFGS: the gradient only)
+            if hasattr(self.module, "hvp") and type(optimizer).__name__ == "Newton":
+                self._timed("jit_hvp", self.module.hvp, params, params, data)
+        elif optimizer is not None and getattr(self.module, "train", None) is not None:
             self._timed("jit_train", self.module.train, params, data, optimizer, 1)
         if hasattr(self.module, "_predict_core"):
             self._timed("jit_predict", self.module.predict, params, data)
@@ -161,6 +171,11 @@ class Kernel:
         d = self.derivation
         return (f"<symgrad.Kernel method={d.method} params={list(self.params)} "
                 f"inputs={list(self.inputs)}>")
+
+
+def _is_stepper(optimizer) -> bool:
+    from symgrad import optim
+    return isinstance(optimizer, optim.STEPPERS)
 
 
 def _sample_arguments(module):

@@ -213,3 +213,24 @@ def test_train_check_finite_names_the_input_and_row(capsys, tmp_path):
     # without the check, the NaN reaches the params, and the next call stops on them
     rc, _, err = cli(capsys, "train", path, "--steps", "5", "--lr", "0.1")
     assert rc == 2 and "param 'a' is nan" in err and "row" not in err
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "newton", "adamw"])
+def test_train_with_the_newer_optimizers(capsys, tmp_path, optimizer):
+    rc, out, err = cli(capsys, "train", train_file(tmp_path), "--steps", "3", "--optimizer",
+                       optimizer)
+    assert rc == 0, err
+    final = float(re.search(r"final loss (\S+) \(after the last update\)", out).group(1))
+    first = float(re.search(r"1/3 loss (\S+) \(before step 1\)", err).group(1))
+    assert f"steps of {optimizer}" in out and first > 1.0
+    # whole steps with a line search solve a line fit (L-BFGS stops, as torch's, once the
+    # loss changes by less than tolerance_change = 1e-9); AdamW's 3 small steps go downhill
+    assert final < {"newton": 1e-20, "lbfgs": 1e-8, "adamw": first}[optimizer]
+
+
+def test_train_optimizer_options_are_checked(capsys, tmp_path):
+    rc, _, err = cli(capsys, "train", train_file(tmp_path), "--steps", "3")
+    assert rc == 2 and "--lr is needed for sgd" in err
+    rc, _, err = cli(capsys, "train", train_file(tmp_path), "--optimizer", "newton", "--lr",
+                     "0.1")
+    assert rc == 2 and "not used by newton" in err

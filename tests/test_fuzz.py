@@ -28,6 +28,8 @@ from hypothesis import strategies as st
 import symgrad
 from symgrad.derivation import derive
 from symgrad.interpret import loss_and_grad as interpret_loss_and_grad
+from symgrad.interpret import jvp_and_hvp
+from symgrad.second_order import derive_second
 
 A, B = sp.symbols("a b", real=True)
 X, Y = sp.symbols("x y", real=True)
@@ -182,6 +184,38 @@ def _random_dag_case(recipe, seed, generated: bool):
     params, data = sample_point(seed)
     assume(far_from_kinks(loss, params, data))
     check_against_sympy(loss, params, data, generated=generated)
+
+
+# Second order: the same DAGs' Hessian-vector products, by forward-over-reverse and by
+# sympy.diff twice, through the interpreter, against sympy.hessian(loss) @ v at 30 digits.
+SECOND_ORDER_EXAMPLES = int(os.environ.get("SYMGRAD_FUZZ_SECOND_ORDER_EXAMPLES", EXAMPLES // 2))
+
+
+@settings(FUZZ, max_examples=SECOND_ORDER_EXAMPLES)
+@given(recipe=recipes, seed=st.integers(0, 2**32 - 1))
+def test_random_dag_hvps_match_sympy_hessian(recipe, seed):
+    loss = build(recipe)
+    note(f"loss = {loss}")
+    params, data = sample_point(seed)
+    assume(far_from_kinks(loss, params, data))
+    model = symgrad.Model(loss, PARAMS, INPUTS)
+    vector = {p.name: float(v) for p, v in
+              zip(PARAMS, np.random.default_rng(seed).uniform(-1.0, 1.0, len(PARAMS)))}
+
+    def exact(params, data):
+        return oracle.jvp_and_hvp(model.loss, model.real_params, model.real_inputs, params,
+                                  vector, data)
+    want = exact(params, data)
+    moved = exact({k: v * NUDGE for k, v in params.items()},
+                  {k: v * NUDGE for k, v in data.items()})
+    pairs = [(moved[0], want[0]), *((moved[1][k], want[1][k]) for k in want[1])]
+    assume(all(abs(m - w) <= 0.01 * RTOL * (1.0 + abs(w)) for m, w in pairs))
+    for method in ("reverse", "symbolic"):
+        first = derive(model, method)
+        second = derive_second(model, first)
+        with oracle.strict_floating_point():
+            got = jvp_and_hvp(first, second, params, vector, data)
+        oracle.assert_grads_close(got, want, RTOL, RTOL, f"hvp {method}")
 
 
 # A compile costs about 1.6 s a DAG, so fewer of them run through the generated kernel

@@ -35,6 +35,12 @@ CONFIGS = {
     "adam": optim.Adam(lr=0.01),
     "adam weight decay": optim.Adam(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
     "adam small beta1": optim.Adam(lr=0.02, betas=(0.3, 0.9)),
+    "rmsprop momentum": optim.RMSprop(lr=0.01, momentum=0.9),
+    "rmsprop centered": optim.RMSprop(lr=0.01, alpha=0.9, centered=True, weight_decay=0.05),
+    "rmsprop centered momentum": optim.RMSprop(lr=0.01, alpha=0.3, momentum=0.5,
+                                               centered=True),
+    "adamw": optim.AdamW(lr=0.01),
+    "adamw strong decay": optim.AdamW(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.5),
 }
 
 
@@ -60,6 +66,7 @@ def docs_updates(config, params, steps):
     p = {k: v.copy() for k, v in params.items()}
     buf = {k: np.zeros_like(v) for k, v in p.items()}
     second = {k: np.zeros_like(v) for k, v in p.items()}
+    third = {k: np.zeros_like(v) for k, v in p.items()}
     trajectory, history = [], []
     for t in range(1, steps + 1):
         loss, grads = numpy_loss_and_grad(p)
@@ -74,9 +81,20 @@ def docs_updates(config, params, steps):
                 p[k] = value - config.lr * g
             elif isinstance(config, optim.RMSprop):
                 second[k] = config.alpha * second[k] + (1 - config.alpha) * g * g
-                p[k] = value - config.lr * g / (np.sqrt(second[k]) + config.eps)
+                mean_sq = second[k]
+                if config.centered:
+                    third[k] = config.alpha * third[k] + (1 - config.alpha) * g
+                    mean_sq = mean_sq - third[k] ** 2
+                step = g / (np.sqrt(mean_sq) + config.eps)
+                if config.momentum > 0:
+                    buf[k] = config.momentum * buf[k] + step
+                    step = buf[k]
+                p[k] = value - config.lr * step
             else:
                 beta1, beta2 = config.betas
+                if isinstance(config, optim.AdamW):     # decoupled: no decay in g
+                    g = grads[k]
+                    value = value * (1 - config.lr * config.weight_decay)
                 buf[k] = beta1 * buf[k] + (1 - beta1) * g
                 second[k] = beta2 * second[k] + (1 - beta2) * g * g
                 m_hat = buf[k] / (1 - beta1 ** t)
@@ -128,7 +146,11 @@ def _torch_optimizer(torch, config, params):
                                nesterov=config.nesterov)
     if isinstance(config, optim.RMSprop):
         return torch.optim.RMSprop(params, lr=config.lr, alpha=config.alpha, eps=config.eps,
-                                   weight_decay=config.weight_decay)
+                                   weight_decay=config.weight_decay, momentum=config.momentum,
+                                   centered=config.centered)
+    if isinstance(config, optim.AdamW):
+        return torch.optim.AdamW(params, lr=config.lr, betas=config.betas, eps=config.eps,
+                                 weight_decay=config.weight_decay)
     return torch.optim.Adam(params, lr=config.lr, betas=config.betas, eps=config.eps,
                             weight_decay=config.weight_decay)
 
@@ -243,3 +265,94 @@ def test_state_from_another_optimizer_or_model_is_rejected(kernel):
 def test_bad_step_counts(kernel, steps):
     with pytest.raises(symgrad.ArgumentError, match="steps"):
         kernel.train(_init(), DATA, CONFIGS["sgd"], steps=steps)
+
+
+# ------------------------------------------------------------ Newton and L-BFGS
+
+@pytest.mark.parametrize("line_search", ["strong_wolfe", None])
+def test_lbfgs_iterates_equal_torch_lbfgs(kernel, line_search):
+    torch = torch_or_skip()
+    config = optim.LBFGS(lr=1.0 if line_search else 0.2, history=4, max_iter=6,
+                         line_search=line_search)
+    init = _init()
+    layer = torch.nn.Linear(3, 2).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(init["0.weight"]))
+        layer.bias.copy_(torch.tensor(init["0.bias"]))
+    opt = torch.optim.LBFGS(layer.parameters(), lr=config.lr, history_size=4, max_iter=6,
+                            line_search_fn=line_search)
+    x, y = torch.tensor(DATA["X"]), torch.tensor(DATA["Y"])
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(layer(x), y)
+        loss.backward()
+        return loss
+
+    params, state = init, None
+    for step in range(3):
+        params, history, state = kernel.train_step(params, DATA, config, 1, state)
+        want = opt.step(closure).item()
+        assert history[0] == pytest.approx(want, rel=1e-12), step
+        assert _rel(params["0.weight"], layer.weight.detach().numpy()) < 1e-10, step
+        assert _rel(params["0.bias"], layer.bias.detach().numpy()) < 1e-10, step
+    assert state["n_iter"] == opt.state[layer.weight]["n_iter"]
+    assert state["func_evals"] == opt.state[layer.weight]["func_evals"]
+
+
+def _least_squares():
+    """The exact minimizer of the Linear(3, 2) MSE: a least-squares fit with a bias."""
+    design = np.hstack([DATA["X"], np.ones((DATA["X"].shape[0], 1))])
+    coef = np.linalg.lstsq(design, DATA["Y"], rcond=None)[0]
+    return coef[:3].T, coef[3]
+
+
+def test_lbfgs_reaches_the_least_squares_fit(kernel):
+    final, history = kernel.train(_init(), DATA, optim.LBFGS(tolerance_grad=1e-12,
+                                                          tolerance_change=1e-15), steps=3)
+    weight, bias = _least_squares()
+    np.testing.assert_allclose(final["0.weight"], weight, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(final["0.bias"], bias, rtol=1e-6, atol=1e-8)
+    assert history[0] > history[-1]
+
+
+@pytest.fixture(scope="module")
+def second_order_kernel():
+    model = symgrad.Model(losses.mse(net(X), Y), net.params, [X, Y])
+    return symgrad.compile(model, order=2)
+
+
+def test_newton_solves_a_quadratic_in_one_step(second_order_kernel):
+    final, history = second_order_kernel.train(_init(), DATA, optim.Newton(), steps=2)
+    weight, bias = _least_squares()
+    np.testing.assert_allclose(final["0.weight"], weight, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(final["0.bias"], bias, rtol=1e-10, atol=1e-12)
+    assert history[1] < history[0]
+
+
+def test_newton_converges_on_chained_rosenbrock_with_the_sparse_hessian():
+    xs = sp.symbols("x0:20", real=True)
+    loss = sum(100 * (xs[i + 1] - xs[i] ** 2) ** 2 + (1 - xs[i]) ** 2 for i in range(19))
+    k = symgrad.compile(symgrad.Model(loss, list(xs)), order=2)
+    start = {f"x{i}": -1.2 if i % 2 == 0 else 1.0 for i in range(20)}
+    final, history, state = k.train_step(start, None, optim.Newton(sparse=True), steps=60)
+    np.testing.assert_allclose([final[f"x{i}"] for i in range(20)], 1.0, atol=1e-8)
+    assert history[-1] < 1e-12 and state["step"] == 60
+    assert all(b <= a for a, b in zip(history, history[1:]))     # Armijo: never uphill
+
+
+def test_newton_needs_an_order_2_kernel(kernel):
+    with pytest.raises(symgrad.OptionError, match="order=2"):
+        kernel.train(_init(), DATA, optim.Newton(), steps=1)
+
+
+def test_second_order_optimizer_arguments_are_checked(kernel, second_order_kernel):
+    with pytest.raises(symgrad.ArgumentError, match="damping"):
+        optim.Newton(damping=-1.0)
+    with pytest.raises(symgrad.ArgumentError, match="history"):
+        optim.LBFGS(history=0)
+    with pytest.raises(symgrad.ArgumentError, match="line_search"):
+        optim.LBFGS(line_search="armijo")
+    _, _, state = kernel.train_step(_init(), DATA, optim.LBFGS(), 1)
+    with pytest.raises(symgrad.OptionError, match="state is from 'LBFGS'"):
+        second_order_kernel.train_step(_init(), DATA, optim.Newton(), 1, state)

@@ -22,9 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__.splitlines()[0])
     p.add_argument("model_file", metavar="MODEL.py")
     p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--optimizer", choices=["sgd", "rmsprop", "adam"], default="sgd")
-    p.add_argument("--lr", type=float, required=True, help="learning rate")
-    p.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
+    p.add_argument("--optimizer", choices=["sgd", "rmsprop", "adam", "adamw", "lbfgs",
+                                           "newton"], default="sgd",
+                   help="newton compiles the second-order kernels (order=2); lbfgs and "
+                        "newton run whole steps with a line search")
+    p.add_argument("--lr", type=float,
+                   help="learning rate (needed for sgd; the others default to PyTorch's)")
+    p.add_argument("--momentum", type=float, default=0.0, help="SGD and RMSprop momentum")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--plot", metavar="LOSS.png", help="draw the loss curve to this file")
     p.add_argument("--check-finite", action="store_true",
@@ -43,13 +47,12 @@ def run(args: argparse.Namespace) -> int:
     model = model_from(namespace, args.model_file)
     data = _value(namespace, args.model_file, "data")
     params = _value(namespace, args.model_file, "params", "initial_params")
+    optimizer = _optimizer(args)
     print(f"compiling {args.model_file} ...", file=sys.stderr)
     start = time.perf_counter()
-    kernel = symgrad.compile(model, dtype=args.dtype)
+    kernel = symgrad.compile(model, dtype=args.dtype,
+                             order=2 if args.optimizer == "newton" else 1)
     built = time.perf_counter() - start
-    optimizer = {"sgd": optim.SGD(lr=args.lr, momentum=args.momentum),
-                 "rmsprop": optim.RMSprop(lr=args.lr),
-                 "adam": optim.Adam(lr=args.lr)}[args.optimizer]
     jit = sum(kernel.warmup(optimizer).values())
     print(f"compiled in {built + jit:.2f} s ({built:.2f} s derive and emit, {jit:.2f} s "
           f"Numba JIT or cache load)", file=sys.stderr)
@@ -70,13 +73,31 @@ def run(args: argparse.Namespace) -> int:
     if interactive:
         print(file=sys.stderr)
     elapsed = sum(seconds for seconds, _ in chunks)
+    lr = getattr(optimizer, "lr", None)
     print(f"final loss {final:.6g} (after the last update) after {args.steps} steps of "
-          f"{args.optimizer} (lr {args.lr:g}); training {elapsed:.3f} s, "
+          f"{args.optimizer}{'' if lr is None else f' (lr {lr:g})'}; training {elapsed:.3f} s, "
           f"{_steady_us_per_step(chunks):.1f} us/step steady")
     if args.plot:
-        _plot(history, args.plot, f"{args.model_file}: {args.optimizer}, lr {args.lr:g}")
+        _plot(history, args.plot, f"{args.model_file}: {args.optimizer}"
+              + ("" if lr is None else f", lr {lr:g}"))
         print(f"wrote {args.plot}")
     return 0
+
+
+def _optimizer(args: argparse.Namespace):
+    from symgrad import optim
+
+    if args.lr is None and args.optimizer == "sgd":
+        raise OptionError("--lr is needed for sgd (e.g. --lr 1e-3)")
+    if args.momentum and args.optimizer not in ("sgd", "rmsprop"):
+        raise OptionError(f"--momentum is for sgd and rmsprop, not {args.optimizer}")
+    lr = {} if args.lr is None else {"lr": args.lr}
+    if args.optimizer == "newton":
+        if lr:
+            raise OptionError("--lr is not used by newton (its line search sizes each step)")
+        return optim.Newton()
+    momentum = {"momentum": args.momentum} if args.optimizer in ("sgd", "rmsprop") else {}
+    return optim.OPTIMIZERS[args.optimizer](**lr, **momentum)
 
 
 def _value(namespace: dict, path: str, *names: str):
