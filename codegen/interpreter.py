@@ -154,6 +154,18 @@ def _vm_chunk(vm, params, data, lo, hi, row):
 _NO_OUTPUTS = np.zeros(0, dtype=np.int64)
 
 
+def _vm_once(vm, params, n_inputs):
+    """The outputs of vm's prologue (values that read no input: penalties, and every
+    value of a model without inputs), run once, on one column."""
+    prologue, body, constants, held, outputs, registers, columns = vm
+    R = np.zeros((registers, 1))
+    R[:params.shape[0], 0] = params
+    first = params.shape[0] + n_inputs
+    R[first:first + constants.shape[0], 0] = constants
+    _vm_run(prologue, R, 1, _NO_OUTPUTS, R[:0], 0, R[0, :0])
+    return R[outputs, 0]
+
+
 def _vm_partials(chunk, params, data, width, parallel):
     """(chunks, width): each chunk's sums, from `chunk(params, *data, lo, hi, row)` over
     chunks of CHUNK samples; when `parallel`, in threads (_vm_run releases the GIL),
@@ -224,13 +236,15 @@ def interpreter_functions(src: Source, math: str) -> None:
 
 @dataclass(frozen=True)
 class Encoded:
-    """A program as the interpreter's arrays, with each instruction's source statement."""
-    prologue: list[tuple[tuple[int, ...], str]]
-    body: list[tuple[tuple[int, ...], str]]
+    """A program as the interpreter's arrays, with each instruction's statement (printed
+    as its comment by `printer`, only where the program is listed)."""
+    prologue: list[tuple[tuple[int, ...], Assign | Guard]]
+    body: list[tuple[tuple[int, ...], Assign | Guard]]
     constants: list[float]
     held: list[int]
     outputs: list[int]
     registers: int
+    printer: ScalarMathPrinter
 
     @property
     def columns(self) -> int:
@@ -246,18 +260,21 @@ def _key(value: float) -> bytes:
     return struct.pack("<d", value)    # -0.0 and 0.0 differ; each NaN is itself
 
 
-def encode(program: Program, batched: list[int], printer: ScalarMathPrinter) -> Encoded:
+def encode(program: Program, batched: list[int], printer: ScalarMathPrinter,
+           with_body: bool = True) -> Encoded:
     """Registers and instructions for the chunk function of `program` that sums the
-    outputs `batched` (the prologue statements that they and the body need only)."""
+    outputs `batched` (the prologue statements that they and the body need only);
+    `with_body=False`: the prologue alone, for outputs that read no input (`_vm_once`)."""
     from codegen.numba_cpu import _needed, _reads
 
-    reads = [program.outputs[k] for k in batched] + _reads(program.body)
+    body = program.body if with_body else []
+    reads = [program.outputs[k] for k in batched] + _reads(body)
     prologue = _needed(program.prologue, reads)
     reg: dict[str, int] = {f"p{i}": i for i in range(len(program.params))}
     reg.update({f"x{j}": len(program.params) + j for j in range(len(program.inputs))})
     constants: dict[bytes, int] = {}    # each constant's row, after params and inputs
     values: list[float] = []
-    operands = [a for s in (*prologue, *program.body) for a in _operands(s)]
+    operands = [a for s in (*prologue, *body) for a in _operands(s)]
     for a in operands + [program.outputs[k] for k in batched]:
         if isinstance(a, float) and _key(a) not in constants:
             constants[_key(a)] = len(reg) + len(values)
@@ -273,7 +290,7 @@ def encode(program: Program, batched: list[int], printer: ScalarMathPrinter) -> 
     for s in prologue:
         reg[s.name] = top
         top += 1
-        pro_code.append((_instruction(s, lookup), printer.statement(s)))
+        pro_code.append((_instruction(s, lookup), s))
     once = {s.name for s in prologue}
     held = sorted({reg[a] for a in reads if isinstance(a, str) and a in once})
 
@@ -281,30 +298,31 @@ def encode(program: Program, batched: list[int], printer: ScalarMathPrinter) -> 
     # statement that reads it (never before its own statement's result is written, so an
     # instruction's result row differs from its operands' rows).
     last: dict[str, int] = {}
-    for i, s in enumerate(program.body):
+    for i, s in enumerate(body):
         for a in _reads([s]):
             if isinstance(a, str):
                 last[a] = i
     for k in batched:
         if isinstance(program.outputs[k], str):
-            last[program.outputs[k]] = len(program.body)
-    temporaries = {s.name for s in program.body}
+            last[program.outputs[k]] = len(body)
+    temporaries = {s.name for s in body}
     free: list[int] = []
     body_code = []
-    for i, s in enumerate(program.body):
+    for i, s in enumerate(body):
         if free:
             reg[s.name] = heapq.heappop(free)
         else:
             reg[s.name] = top
             top += 1
-        body_code.append((_instruction(s, lookup), printer.statement(s)))
+        body_code.append((_instruction(s, lookup), s))
         for a in {a for a in _reads([s]) if isinstance(a, str)}:
             if last.get(a) == i and a in temporaries:
                 heapq.heappush(free, reg[a])
         if last.get(s.name, -1) < i:    # never read: its row is free at once
             heapq.heappush(free, reg[s.name])
     return Encoded(prologue=pro_code, body=body_code, constants=values, held=held,
-                   outputs=[lookup(program.outputs[k]) for k in batched], registers=max(top, 1))
+                   outputs=[lookup(program.outputs[k]) for k in batched], registers=max(top, 1),
+                   printer=printer)
 
 
 def _operands(s) -> tuple:
@@ -334,17 +352,34 @@ def _instruction(s: Assign | Guard, lookup) -> tuple[int, ...]:
     return (CODE[op], lookup(s.name), *rows, c, lookup(s.guard))
 
 
+# Programs longer than this are printed as one compressed array instead of one commented
+# line per instruction (a 10^4-param model's Hessian program has ~10^5 instructions:
+# tens of MB of text as lines, a few as a blob).
+LISTED_INSTRUCTIONS = 20000
+
+
 def program_constant(src: Source, name: str, encoded: Encoded) -> None:
     """Emit `name = (prologue, body, constants, held, outputs, registers, columns)`: the arrays
-    `_vm_chunk` runs, one instruction per line with the statement it computes."""
+    `_vm_chunk` runs, one instruction per line with the statement it computes (or, past
+    LISTED_INSTRUCTIONS, zlib-compressed int32 rows in base64)."""
+    listed = len(encoded.prologue) + len(encoded.body) <= LISTED_INSTRUCTIONS
     src.line(f"# {name}: the program `_vm_chunk` runs (the interpreter is at the end); each")
-    src.line("# instruction is (op, dest, a, b, c, guard) over register rows, then the "
-             "statement it computes")
+    src.line("# instruction is (op, dest, a, b, c, guard) over register rows"
+             + (", then the statement it computes" if listed else
+                f"; {len(encoded.prologue) + len(encoded.body)} instructions, compressed "
+                f"(`symgrad grad --steps` prints the program)"))
     for label, rows in (("prologue", encoded.prologue), ("body", encoded.body)):
-        with src.block(f"{name}_{label.upper()} = np.array(["):
-            for code, text in rows:
-                src.line(f"({', '.join(map(str, code))}),   # {text}")
-        src.line("], dtype=np.int64).reshape(-1, 6)")
+        if listed:
+            with src.block(f"{name}_{label.upper()} = np.array(["):
+                for code, statement in rows:
+                    src.line(f"({', '.join(map(str, code))}),   "
+                             f"# {encoded.printer.statement(statement)}")
+            src.line("], dtype=np.int64).reshape(-1, 6)")
+        else:
+            src.line("import base64, zlib  # noqa: E401,E402  (the compressed program)")
+            src.line(f"{name}_{label.upper()} = np.frombuffer(zlib.decompress(base64.b64decode(")
+            src.lines(f"    {chunk!r}" for chunk in _blob([code for code, _ in rows]))
+            src.line(')), dtype="<i4").astype(np.int64).reshape(-1, 6)')
     from codegen.printer import literal
     src.line(f"{name} = ({name}_PROLOGUE, {name}_BODY,")
     src.line(f"    np.array([{', '.join(literal(v) for v in encoded.constants)}], "
@@ -354,6 +389,19 @@ def program_constant(src: Source, name: str, encoded: Encoded) -> None:
     src.line(f"    {encoded.registers}, {encoded.columns})")
     src.line()
     src.line()
+
+
+def _blob(rows: list[tuple[int, ...]]) -> list[str]:
+    """Instruction rows as base64 of zlib-compressed little-endian int32, in lines of 76
+    characters (deterministic: a fixed compression level)."""
+    import base64
+    import zlib
+
+    import numpy as np
+
+    raw = np.asarray(rows, dtype="<i4").reshape(-1, 6).tobytes()
+    text = base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
+    return [text[i:i + 76] for i in range(0, len(text), 76)] or [""]
 
 
 def chunk_function(src: Source, name: str, program: Program, batched: list[int],

@@ -107,15 +107,24 @@ def batched_outputs(results: list[list[Term]]) -> list[int]:
     return sorted({k for terms in results for k, how in terms if how != "once"})
 
 
+def once_outputs(program: Program, results: list[list[Term]]) -> list[int]:
+    """The program outputs added once, not summed over the batch (penalties; every output
+    of a model without inputs)."""
+    return sorted({k for terms in results for k, how in terms
+                   if how == "once" or not program.inputs})
+
+
 def core_function(src: Source, name: str, program: Program, doc: str,
                   results: list[list[Term]], chunk: str | None = None,
-                  parallel: bool = False, jit: bool = True) -> None:
+                  parallel: bool = False, jit: bool = True,
+                  once_table: str | None = None) -> None:
     """Emit `name(params, d0, ..., out)`; out[r] is the sum of the terms of results[r].
 
     A term reduces one program output over the batch ("sum" or "mean", through the
     chunk function `chunk`), or adds it once ("once": penalties, which read no input).
     `jit=False`: a plain Python function over a chunk function on the interpreter
-    (codegen/interpreter.py), parallel in threads.
+    (codegen/interpreter.py), parallel in threads; its once-added outputs come from the
+    interpreter too (`once_table`, the prologue that computes them), not from statements.
     """
     printer = ExprPrinter()
     data_args = [f"d{j}" for j in range(len(program.inputs))]
@@ -126,10 +135,12 @@ def core_function(src: Source, name: str, program: Program, doc: str,
         src.line(JIT.format(", parallel=True" if parallel else ""))
     with src.block(f"def {name}({', '.join(['params', *data_args, 'out'])}):"):
         src.line(f'"""{doc}"""')
-        if once or not program.inputs:
+        once_rows = once_outputs(program, results)
+        if once_table is not None:
+            src.line(f"once = _vm_once({once_table}, params, {len(program.inputs)})")
+        elif once or not program.inputs:
             _load_params(src, program)
-            reads = [program.outputs[k] for terms in results for k, how in terms
-                     if how == "once" or not program.inputs]
+            reads = [program.outputs[k] for k in once_rows]
             src.lines(printer.statement(s) for s in _needed(program.prologue, reads))
         if program.inputs:
             _chunk_loop(src, chunk, data_args, len(batched), parallel, jit)
@@ -139,7 +150,8 @@ def core_function(src: Source, name: str, program: Program, doc: str,
                 value = operand(program.outputs[k])
                 if how == "once" or not program.inputs:
                     assert how != "once" or not program.output_varies[k], "penalty reads data"
-                    parts.append(value)
+                    parts.append(value if once_table is None else
+                                 f"once[{once_rows.index(k)}]")
                 else:
                     total = f"total[{batched.index(k)}]"
                     parts.append(f"{total} / n" if how == "mean" else total)

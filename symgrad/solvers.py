@@ -79,10 +79,10 @@ def run(kernel, optimizer, params, data, steps: int, state: dict | None,
 
 def newton_step(problem: FlatProblem, opt, theta: np.ndarray, state: dict):
     """One damped Newton step with backtracking (Armijo) line search: solve
-    (H + lam I) p = -g with lam = opt.damping, raised tenfold (from 1e-8 |H|) until the
-    solve succeeds and p is a descent direction (dense: until Cholesky succeeds, i.e.
-    H + lam I is positive definite); then halve t from 1 until f(x + t p) <= f + c1 t g.p.
-    Returns (new theta, the loss at theta)."""
+    (H + lam I) p = -g with lam = opt.damping, raised tenfold (from 1e-8 max|H|) until
+    H + lam I is positive definite (a Cholesky factor, dense, or an LDL^T-like sparse LU
+    with diagonal pivots only, all positive); then halve t from 1 until
+    f(x + t p) <= f + c1 t g.p. Returns (new theta, the loss at theta)."""
     f, g = problem.loss_and_grad(theta)
     h = problem.hessian(theta, opt.sparse)
     p, state["damping"] = _damped_newton_direction(h, g, opt.damping)
@@ -94,7 +94,7 @@ def newton_step(problem: FlatProblem, opt, theta: np.ndarray, state: dict):
             break
         t *= 0.5
     else:
-        return theta, f     # no decrease found along p: stay (the next step retries)
+        return theta, f     # no decrease along p (g is ~0 in floating point): stay
     state["step_length"] = t
     return theta + t * p, f
 
@@ -106,21 +106,36 @@ def _damped_newton_direction(h, g: np.ndarray, damping: float):
     sparse = scipy.sparse.issparse(h)
     scale = (abs(h).max() if sparse else np.abs(h).max()) or 1.0
     lam = damping
-    for _ in range(40):
-        try:
-            if sparse:
-                import scipy.sparse.linalg
-                shifted = (h + lam * scipy.sparse.identity(n, format="csr")).tocsc()
-                p = scipy.sparse.linalg.spsolve(shifted, -g)
-            else:
-                factor = np.linalg.cholesky(h + lam * np.eye(n))
-                p = np.linalg.solve(factor.T, np.linalg.solve(factor, -g))
-            if np.all(np.isfinite(p)) and g @ p < 0:
-                return p, lam
-        except (np.linalg.LinAlgError, RuntimeError):
-            pass
+    for _ in range(60):
+        p = _solve_if_positive_definite(h, g, lam, sparse)
+        if p is not None and np.all(np.isfinite(p)):
+            return p, lam
         lam = max(10.0 * lam, 1e-8 * scale)
-    return -g, lam      # a gradient step, the line search will size it
+    return -g, lam      # a gradient step: the line search sizes it
+
+
+def _solve_if_positive_definite(h, g, lam, sparse):
+    """-(h + lam I)^-1 g, or None where h + lam I is not positive definite."""
+    n = g.shape[0]
+    if not sparse:
+        try:
+            factor = np.linalg.cholesky(h + lam * np.eye(n))
+        except np.linalg.LinAlgError:
+            return None
+        return -np.linalg.solve(factor.T, np.linalg.solve(factor, g))
+    import scipy.sparse
+    import scipy.sparse.linalg
+
+    shifted = (h + lam * scipy.sparse.identity(n, format="csr")).tocsc()
+    try:    # symmetric mode, diagonal pivots: U's diagonal holds the LDL^T pivots
+        lu = scipy.sparse.linalg.splu(shifted, permc_spec="MMD_AT_PLUS_A",
+                                      diag_pivot_thresh=0.0,
+                                      options={"SymmetricMode": True})
+    except RuntimeError:        # exactly singular
+        return None
+    if not (np.array_equal(lu.perm_r, lu.perm_c) and np.all(lu.U.diagonal() > 0)):
+        return None
+    return -lu.solve(g)
 
 
 # ------------------------------------------------------------------------ L-BFGS

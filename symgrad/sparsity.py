@@ -36,7 +36,9 @@ LINEAR = frozenset({Op.ADD, Op.SUB, Op.NEG, Op.WHERE, Op.TRANSPOSE, Op.BROADCAST
                     Op.RELU, Op.ABS, Op.MAX, Op.MIN, Op.MOD, Op.SIGN, Op.HEAVISIDE,
                     Op.FLOOR, Op.CEIL}) | BOOLEAN | LEAVES
 BILINEAR = frozenset({Op.MUL, Op.MATMUL})     # couple one arg's params with the other's
-DENSE_ABOVE = 0.25      # structural density above which a Hessian is computed dense
+# A Hessian is computed dense (one HVP per column, no pattern stored) above this
+# structural density, or where the colouring saves less than half the products.
+DENSE_ABOVE = 0.5
 
 
 @dataclass(frozen=True)
@@ -76,23 +78,30 @@ def greedy_clique(pattern) -> int:
     return best
 
 
-def param_dependencies(roots, params) -> tuple[dict[Node, frozenset], set[tuple[int, int]]]:
-    """The params (indices into `params`) each node depends on, and the coupled pairs
-    (i, j), both orders: where some nonlinear node reads i and j in its args."""
+def coupled_pairs(roots, params) -> set[tuple[int, int]]:
+    """The pairs (i, j), both orders, of params (indices into `params`) that meet in the
+    args of some nonlinear node. Only nodes under a nonlinear node's args get their
+    dependency sets (a sum of 10^4 terms, linear all the way up, costs nothing)."""
     index = {p: i for i, p in enumerate(params)}
+    order = toposort([r for r in roots if r is not None])
+    needed: set[Node] = set()
+    for n in reversed(order):           # users before args
+        if n in needed or (n.op not in LINEAR and not n.is_bool):
+            needed.update(n.args)
     deps: dict[Node, frozenset] = {}
     pairs: set[tuple[int, int]] = set()
     empty = frozenset()
-    for n in toposort([r for r in roots if r is not None]):
+    for n in order:
         if n in index:
             deps[n] = frozenset((index[n],))
             continue
         if n.op in LEAVES or n.is_bool:
             deps[n] = empty
             continue
-        args = [deps[a] for a in n.args]
-        deps[n] = frozenset().union(*args)
-        if n.op in LINEAR or not deps[n]:
+        args = [deps.get(a, empty) for a in n.args]
+        if n in needed:
+            deps[n] = frozenset().union(*args)
+        if n.op in LINEAR:
             continue
         if n.op in BILINEAR:
             coupled = [(args[0], args[1])]
@@ -101,29 +110,34 @@ def param_dependencies(roots, params) -> tuple[dict[Node, frozenset], set[tuple[
         elif n.op is Op.DIV:         # linear in x: x with y, and y with itself
             coupled = [(args[0], args[1]), (args[1], args[1])]
         else:
-            coupled = [(deps[n], deps[n])]
+            both = frozenset().union(*args)
+            coupled = [(both, both)]
         for a, b in coupled:
             pairs.update((i, j) for i in a for j in b)
             pairs.update((j, i) for i in a for j in b)
-    return deps, pairs
+    return pairs
 
 
-def hessian_pattern(roots, params, sizes) -> object:
+def hessian_pattern(pairs, sizes) -> object:
     """The structural Hessian pattern over the flat params (scipy.sparse.csr_matrix of
-    bools, symmetric, diagonal included): `params` are the param leaves, `sizes` their
-    numbers of entries (1 for scalars; a matrix param is one dense block)."""
+    bools, symmetric, diagonal included) from the coupled `pairs` of params, whose
+    numbers of entries are `sizes` (1 for scalars; a matrix param is one dense block)."""
     import scipy.sparse as sps
 
-    _, pairs = param_dependencies(roots, params)
     offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
     n = int(offsets[-1])
-    rows, cols = [np.arange(n)], [np.arange(n)]
-    for i, j in sorted(pairs):
-        bi = np.arange(offsets[i], offsets[i + 1])
-        bj = np.arange(offsets[j], offsets[j + 1])
-        rows.append(np.repeat(bi, bj.size))
-        cols.append(np.tile(bj, bi.size))
-    r, c = np.concatenate(rows), np.concatenate(cols)
+    if all(size == 1 for size in sizes):        # scalar params: the pairs are entries
+        found = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
+        r = np.concatenate([np.arange(n), found[:, 0]])
+        c = np.concatenate([np.arange(n), found[:, 1]])
+    else:
+        rows, cols = [np.arange(n)], [np.arange(n)]
+        for i, j in sorted(pairs):
+            bi = np.arange(offsets[i], offsets[i + 1])
+            bj = np.arange(offsets[j], offsets[j + 1])
+            rows.append(np.repeat(bi, bj.size))
+            cols.append(np.tile(bj, bi.size))
+        r, c = np.concatenate(rows), np.concatenate(cols)
     m = sps.csr_matrix((np.ones(r.size, dtype=bool), (r, c)), shape=(n, n))
     m.sum_duplicates()
     m.sort_indices()
@@ -164,18 +178,17 @@ def star_coloring(pattern) -> np.ndarray:
 
 def analyse(model, dense_above: float = DENSE_ABOVE) -> HessianSparsity | None:
     """The pattern and colouring of `model`'s Hessian (a symgrad.Model), or None where
-    its structural density is above `dense_above` (a dense Hessian then costs less:
-    one HVP per flat param, no pattern to store)."""
+    it is better computed dense: a structural density above `dense_above`, or a
+    colouring with more than half as many colours as flat params (a dense Hessian then
+    costs about as many HVPs, and stores no pattern)."""
     sizes = [_size(p) for p in model.param_nodes]
-    roots = [r for r in model.forward if r is not None]
-    _, pairs = param_dependencies(roots, model.param_nodes)
+    pairs = coupled_pairs(model.forward, model.param_nodes)
     n = sum(sizes)
-    nnz = n + sum(sizes[i] * sizes[j] for i, j in pairs if i != j) + sum(
-        sizes[i] * sizes[i] - sizes[i] for i, j in pairs if i == j)
-    if n == 0 or nnz > dense_above * n * n:
+    if n == 0 or _entries(pairs, sizes) > dense_above * n * n:
         return None
-    pattern = hessian_pattern(roots, model.param_nodes, sizes)
-    return HessianSparsity(pattern, star_coloring(pattern))
+    pattern = hessian_pattern(pairs, sizes)
+    found = HessianSparsity(pattern, star_coloring(pattern))
+    return found if found.n_colors <= n / 2 else None
 
 
 def hessian_sparsity(model) -> HessianSparsity:
@@ -189,13 +202,19 @@ def hessian_sparsity(model) -> HessianSparsity:
     found = analyse(model)
     if found is not None:
         return found
-    n = sum(_size(p) for p in model.param_nodes)
+    sizes = [_size(p) for p in model.param_nodes]
+    n = sum(sizes)
     if n > DENSE_HESSIAN_LIMIT:
         raise OptionError(f"the Hessian of this model's {n} flat params is structurally "
                           f"dense; its pattern alone would hold {n * n} entries")
-    roots = [r for r in model.forward if r is not None]
-    pattern = hessian_pattern(roots, model.param_nodes, [_size(p) for p in model.param_nodes])
+    pattern = hessian_pattern(coupled_pairs(model.forward, model.param_nodes), sizes)
     return HessianSparsity(pattern, np.arange(n, dtype=np.int64))
+
+
+def _entries(pairs, sizes) -> int:
+    """An upper bound on the pattern's entries (blocks counted whole, diagonal once)."""
+    n = sum(sizes)
+    return n + sum(sizes[i] * sizes[j] - (sizes[i] if i == j else 0) for i, j in pairs)
 
 
 def _size(p: Node) -> int:

@@ -17,7 +17,7 @@ import symgrad
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NAMES = ["lecture_graph", "chain_rule", "polynomial_sin", "hinge_two_layer", "linear_rmsprop",
-         "two_layer_net"]
+         "two_layer_net", "rosenbrock_newton"]
 
 
 @functools.cache
@@ -44,9 +44,9 @@ def one_thread():
     numba.set_num_threads(before)
 
 
-def run_example(name, cwd):
+def run_example(name, cwd, *args):
     env = {**os.environ, "NUMBA_NUM_THREADS": "1"}     # as one_thread
-    done = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py")], cwd=cwd, env=env,
+    done = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -211,3 +211,18 @@ def test_two_layer_net_script(tmp_path):
     losses = [float(m) for m in re.findall(r"^\s*\d+ (\S+)$", out, flags=re.M)]
     assert len(losses) == 10 and losses[-1] < 1e-3 * losses[0]
     assert "us/step" in out
+
+
+# ---- chained Rosenbrock: Newton with the sparse Hessian (n = 300 here; 10,000 by default) ----
+
+def test_rosenbrock_newton_script(tmp_path):
+    out = run_example("rosenbrock_newton", tmp_path, "300")
+    assert "Hessian pattern: 898 entries (tridiagonal), 3 colours" in out
+    newton = re.search(r"Newton: f = (\S+) -> (\S+), below 1e-20 after (\d+) steps", out)
+    assert float(newton.group(1)) == 0.25**2 * 100 * 299 + 0.25 * 299     # at x = 0.5
+    assert float(newton.group(2)) == 0.0 and int(newton.group(3)) < 40
+    assert "max |x - 1| = 0.00e+00" in out
+    lbfgs = re.search(r"L-BFGS: f = \S+ -> (\S+) after", out)
+    assert float(lbfgs.group(1)) < 1e-6
+    trust = re.search(r"trust-ncg \(hessp=kernel.hvp\): f = (\S+)", out)
+    assert float(trust.group(1)) < 1e-12

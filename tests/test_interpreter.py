@@ -228,3 +228,47 @@ def test_interpret_option_errors():
     matrix = symgrad.Model(symgrad.losses.mse(Xm * W, Xm * W), [W], [Xm])
     with pytest.raises(OptionError, match="interpret=True is for scalar models"):
         symgrad.compile(matrix, interpret=True)
+
+
+# ---------------------------------------------------- programs that read no input
+
+def _plain_function(n: int = 30) -> symgrad.Model:
+    """A model without inputs (a function of its params: a chained Rosenbrock with
+    extra ops), whose every value is computed once per call."""
+    xs = sp.symbols(f"x0:{n}", real=True)
+    loss = sum(100 * (xs[i + 1] - xs[i] ** 2) ** 2 + (1 - xs[i]) ** 2
+               + sp.tanh(xs[i] * xs[i + 1]) / 10 for i in range(n - 1))
+    return symgrad.Model(loss, list(xs), penalty=sum(x**2 for x in xs) / 100)
+
+
+def test_a_model_without_inputs_runs_on_the_interpreter_bitwise(monkeypatch):
+    model = _plain_function()
+    unrolled = symgrad.compile(model, interpret=False, order=2)
+    # and the programs printed compressed (as those of a 10^4-param model are)
+    monkeypatch.setattr(interpreter, "LISTED_INSTRUCTIONS", 10)
+    on_vm = symgrad.compile(model, interpret=True, order=2)
+    assert "_vm_once(_LOSS_AND_GRAD_ONCE_VM, params, 0)" in on_vm.source
+    assert "zlib.decompress" in on_vm.source and "zlib" not in unrolled.source
+    rng = np.random.default_rng(0)
+    params = {f"x{i}": float(v) for i, v in enumerate(rng.uniform(-1.5, 1.5, 30))}
+    vector = {f"x{i}": float(v) for i, v in enumerate(rng.uniform(-1, 1, 30))}
+    assert on_vm.loss_and_grad(params) == unrolled.loss_and_grad(params)
+    assert on_vm.loss(params) == unrolled.loss(params)
+    assert on_vm.jvp(params, vector) == unrolled.jvp(params, vector)
+    assert on_vm.hvp(params, vector) == unrolled.hvp(params, vector)
+    np.testing.assert_array_equal(on_vm.hessian(params).toarray(),
+                                  unrolled.hessian(params).toarray())
+    trained = [k.train(params, None, optim.Adam(lr=0.01), 5) for k in (on_vm, unrolled)]
+    assert trained[0][0] == trained[1][0]
+    np.testing.assert_array_equal(trained[0][1], trained[1][1])
+
+
+def test_a_penalty_runs_on_the_interpreter_after_the_inputs_rows():
+    # its registers follow the params and the inputs' rows, which _vm_once leaves empty
+    model = symgrad.Model((A * X + B - Y) ** 2 + sp.tanh(C * X), [A, B, C], [X, Y],
+                          penalty=A**2 + sp.sin(B) * C + 0.5, reduction="mean")
+    params, data = sample(300)
+    params = {k: params[k] for k in "abc"}
+    on_vm, unrolled = (symgrad.compile(model, interpret=flag) for flag in (True, False))
+    assert "_vm_once(_LOSS_AND_GRAD_ONCE_VM, params, 2)" in on_vm.source
+    assert on_vm.loss_and_grad(params, data) == unrolled.loss_and_grad(params, data)
