@@ -144,3 +144,23 @@ def test_compile_scaling_reports_issue_12_targets():
     missed = targets("dag", [{"size": 5000, "total": 4.0}, {"size": 10000, "total": 9.6}])
     assert missed == ["10,000 vs 5,000: 2.40x (target <= 2.3x): missed"]
     assert targets("relu", [{"size": 200, "total": 4.0}]) == []
+
+
+def test_second_order_benchmark_sizes(tmp_path, capsys):
+    """`symgrad bench second-order`: the HVP DAG stays a small multiple of the forward DAG
+    while sympy.hessian's trees outgrow it; both methods' HVPs agree (tests/
+    test_second_order.py checks values, this the table and the JSON)."""
+    import json
+
+    from symgrad.cli import main
+    out = tmp_path / "second.json"
+    assert main(["bench", "second-order", "--depth", "1", "--no-hinge", "--no-run",
+                 "--budget", "60", "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "tanh L=1 w=4" in table and "hessian trees" in table
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["params"] == 21 and row["forward_ops"] > 0
+    assert row["gradient_ops"] < row["hvp_dag"]["ops"] < 6 * row["forward_ops"]
+    assert row["hessian_trees"]["status"] == "ok"
+    assert row["hessian_trees"]["ops"] > 50 * row["hvp_dag"]["ops"]
+    assert row["hessian_cse"]["ops"] < row["hessian_trees"]["ops"]

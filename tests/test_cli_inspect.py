@@ -88,3 +88,47 @@ def test_bad_options_are_reported_as_errors(capsys, tmp_path, monkeypatch, argv,
     err = capsys.readouterr().err
     assert "symgrad: error: OptionError:" in err and message in err
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- second order: grad --order 2 and the hessian command ----
+
+def test_grad_order_2_prints_the_hvp_program_and_the_hessian_at_a_point(capsys):
+    assert main(["grad", LECTURE, "--order", "2", "--at", "x=-2,y=5,z=-4"]) == 0
+    out = capsys.readouterr().out
+    # f = (x + y) z: H = [[0, 0, 1], [0, 0, 1], [1, 1, 0]]
+    assert "(H v)[x] = v[z]\n(H v)[y] = v[z]\n(H v)[z] = v[x] + v[y]\n" in out
+    rows = [line.split() for line in out.splitlines()[-3:]]
+    assert rows == [["x", "0", "0", "1"], ["y", "0", "0", "1"], ["z", "1", "1", "0"]]
+
+
+def test_grad_order_2_symbolic_prints_sympy_hessian_entries(capsys):
+    assert main(["grad", str(EXAMPLES / "chain_rule.py"), "--order", "2", "--method",
+                 "symbolic"]) == 0
+    out = capsys.readouterr().out
+    assert "by sympy.hessian" in out and "d2f/dx dx = 18" in out
+
+
+def test_grad_order_2_names_shared_intermediates(capsys):
+    assert main(["grad", str(EXAMPLES / "hinge_two_layer.py"), "--order", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "h1 = " in out and "(H v)[w2_1] = sum_i(" in out
+    assert "0.02*v[w1_11]" in out       # the L2 penalty's Hessian: 2 lam v
+
+
+def test_hessian_command_pattern_values_and_picture(capsys, tmp_path):
+    path = tmp_path / "pattern.png"
+    point = ",".join(f"x{i}=1" for i in range(10))
+    assert main(["hessian", str(EXAMPLES / "rosenbrock_newton.py"), "--at", point,
+                 "--spy", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Hessian pattern 28 entries" in out and "3 colours" in out
+    assert "3 HVPs instead of 10" in out and "any colouring (a clique of the pattern): 2" in out
+    row = next(line.split() for line in out.splitlines() if line.split()[:1] == ["x1"]
+               and len(line.split()) == 11)
+    assert row[1:4] == ["-400", "1002", "-400"]     # at x = 1
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_grad_order_2_option_errors(capsys):
+    assert main(["grad", LECTURE, "--order", "2", "--steps"]) == 2
+    assert "--order 2 prints text formulas" in capsys.readouterr().err

@@ -7,10 +7,11 @@ import argparse
 import sys
 
 from symgrad.cli import (bench_cmd, compile_cmd, functions_cmd, grad_cmd, graph_cmd,
-                         train_cmd)
+                         hessian_cmd, train_cmd)
 from symgrad.errors import SymgradError
 
-COMMANDS = [compile_cmd, grad_cmd, graph_cmd, train_cmd, bench_cmd, functions_cmd]
+COMMANDS = [compile_cmd, grad_cmd, graph_cmd, hessian_cmd, train_cmd, bench_cmd,
+            functions_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
     symgrad bench sizes MODEL.py [--budget S] [--json OUT.json]
     symgrad bench symbolic-vs-reverse [--depth 1..8] [--quick] [--json F] [--plot F.png]
+    symgrad bench second-order [--depth 1..6] [--quick] [--json F]
 
 The benchmark lives in symgrad/bench/ (benchmarks/symbolic_vs_reverse.py is its
 script in a checkout).
@@ -47,6 +48,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         b.set_defaults(func=_unavailable(exc))
         return
     b.set_defaults(func=run_benchmark)
+
+    from symgrad.bench import second_order
+    h = which.add_parser("second-order",
+                         help="sympy.hessian trees, trees + cse and forward-over-reverse on "
+                              "the tanh networks and the hinge net: sizes, HVP cost",
+                         description=second_order.__doc__.splitlines()[0])
+    second_order.add_arguments(h)
+    h.set_defaults(func=lambda args: second_order.main_args(args))
 
 
 def _unavailable(exc: Exception):

@@ -1,5 +1,6 @@
 """`symgrad grad MODEL.py`: every parameter's gradient formula, or the adjoint
-program step by step (`--steps`), optionally at a point (`--at x=-2,y=5`)."""
+program step by step (`--steps`), optionally at a point (`--at x=-2,y=5`); with
+`--order 2`, the Hessian-vector product program (or sympy.hessian's entries)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="print the formulas as a LaTeX align* block (amsmath)")
     style.add_argument("--pretty", action="store_true",
                        help="print the formulas as Unicode art")
+    p.add_argument("--order", type=int, choices=(1, 2), default=1,
+                   help="2: the Hessian-vector products by forward-over-reverse, shared "
+                        "intermediates named (--method symbolic: sympy.hessian's entries); "
+                        "with --at, the Hessian's values there")
     p.add_argument("--steps", action="store_true",
                    help="show reverse mode's forward values and backward sweep node by node")
     p.add_argument("--at", metavar="NAME=VALUE,...",
@@ -54,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     if args.steps and args.method != "reverse":
         raise OptionError("--steps shows reverse mode's sweep; use it with --method reverse")
     model = load_model(args.model_file)
+    if args.order == 2:
+        return _second_order(model, args, at)
     if args.steps:
         progress(f"tracing reverse mode over {model.name}...")
         sys.stdout.write(adjoint_steps(model, at).text())
@@ -75,4 +82,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"{prefix}At {where}{sample}:")
         for p, value in steps.final.items():
             print(f"{prefix}  d{formulas.loss_name}/d{p} = {value}")
+    return 0
+
+
+def _second_order(model, args: argparse.Namespace, at) -> int:
+    from symgrad.errors import OptionError
+    from symgrad.inspect.hessian import format_matrix, hessian_at, hessian_formulas
+
+    if args.steps or args.latex or args.pretty:
+        raise OptionError("--order 2 prints text formulas; --steps, --latex and --pretty "
+                          "are for the gradient (--order 1)")
+    progress(f"deriving the second order of {model.name} by {args.method}...")
+    sys.stdout.write(hessian_formulas(model, args.method).text())
+    if at is not None:
+        where = ", ".join(f"{k}={v:g}" for k, v in at.items())
+        sample = " (one sample, penalty included)" if model.inputs else ""
+        print(f"\nHessian at {where}{sample}:")
+        print(format_matrix(hessian_at(model, at, args.method), model.param_names))
     return 0
