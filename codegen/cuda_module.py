@@ -23,21 +23,25 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
+import codegen.hessian
 import codegen.optimizers
 import codegen.runtime
 import codegen.special_math
 from codegen import numba_cuda, numba_cuda_tensor, optimizer_rules, templates, training
-from codegen.module import loss_and_grad_program, loss_program
+from codegen.module import (hessian_constants, loss_and_grad_program, loss_program,
+                            second_order_programs)
 from codegen.numba_cuda import CUDA_SPECIAL, DEFAULT_LAUNCH, KernelSet, Launch
 from codegen.printer import calls_special_math
 from codegen.source import Source, support_block
 from codegen.tensor_module import _batch_size, predict_constants, prediction_inputs, programs
+from codegen.tensor_module import second_order_programs as tensor_second_order_programs
 from symgrad.tensor_program import tensor_schedule
 
 if TYPE_CHECKING:
     from symgrad.derivation import Derivation
     from symgrad.ir import Node
     from symgrad.options import CompileOptions
+    from symgrad.second_order import SecondOrder
 
 def _as_text(name: str) -> SimpleNamespace:
     """A support file read as text, not imported (importing it would import numba.cuda):
@@ -55,9 +59,10 @@ SPECIAL = _as_text("cuda_special.py")
 def generate(d: Derivation, options: CompileOptions | None = None, *, version: str,
              numba_version: str, model_name: str | None = None, param_nodes=None,
              input_nodes=None, prediction: Node | None = None, matrix: bool = False,
-             launch: Launch = DEFAULT_LAUNCH) -> str:
+             launch: Launch = DEFAULT_LAUNCH, second: SecondOrder | None = None) -> str:
     """The whole module's source text (matrix models need param_nodes and input_nodes);
-    options: target "cuda" and the derivation's method when not given."""
+    options: target "cuda" and the derivation's method when not given. `second` (order
+    2): also the JVP and HVP cores and the jvp, hvp and hessian entries."""
     from symgrad.options import CompileOptions
     if options is None:
         options = CompileOptions(method=d.method, target="cuda", math="libm")
@@ -66,9 +71,12 @@ def generate(d: Derivation, options: CompileOptions | None = None, *, version: s
     host = Source()
     if matrix:
         constants, entry = _matrix_cores(kernels, host, d, param_nodes, input_nodes,
-                                         prediction, dtype, launch)
+                                         prediction, dtype, launch, second)
     else:
-        constants, entry = _scalar_cores(kernels, host, d, launch)
+        constants, entry = _scalar_cores(kernels, host, d, launch, second)
+    if second is not None:
+        constants += hessian_constants(second)
+        entry += "\n\n\n" + templates.text("cuda_second_order")
     n_theta = len(d.params) if not matrix else sum(prod(p.shape) for p in param_nodes)
     for kernel in optimizer_rules.kernel_names():
         kernels.sign(kernel, [numba_cuda.array_type(dtype, 1), "float64[::1]",
@@ -124,11 +132,13 @@ def generate(d: Derivation, options: CompileOptions | None = None, *, version: s
     optimizer_rules.cuda_kernels(src)
     special = calls_special_math(src.text().splitlines(), tuple(CUDA_SPECIAL.values()))
     src.lines(support_block(codegen.runtime, codegen.optimizers, SUPPORT,
-                            *([codegen.special_math, SPECIAL] if special else [])))
+                            *([codegen.special_math, SPECIAL] if special else []),
+                            *([codegen.hessian] if second is not None else [])))
     return src.text()
 
 
-def _scalar_cores(kernels: KernelSet, host: Source, d: Derivation, launch: Launch):
+def _scalar_cores(kernels: KernelSet, host: Source, d: Derivation, launch: Launch,
+                  second: SecondOrder | None):
     lp, l_results = loss_program(d)
     gp, g_results = loss_and_grad_program(d)
     numba_cuda.scalar_core(kernels, host, "_loss_core", lp, "Total loss into out[0].",
@@ -136,6 +146,14 @@ def _scalar_cores(kernels: KernelSet, host: Source, d: Derivation, launch: Launc
     numba_cuda.scalar_core(kernels, host, "_loss_and_grad_core", gp,
                            "Total loss, then the gradient of each param in PARAMS order.",
                            g_results, launch)
+    if second is not None:
+        (jp, j_results), (hp, h_results) = second_order_programs(d, second)
+        numba_cuda.scalar_core(kernels, host, "_jvp_core", jp, "Total loss, then its "
+                               "derivative along the direction (theta's second half).",
+                               j_results, launch)
+        numba_cuda.scalar_core(kernels, host, "_hvp_core", hp, "The JVP, then the Hessian "
+                               "times the direction (theta's second half), per param.",
+                               h_results, launch)
     constants = [
         f"PARAMS = ({''.join(ascii(p) + ', ' for p in d.params)})",
         f"INPUTS = ({''.join(ascii(x) + ', ' for x in d.inputs)})",
@@ -147,7 +165,7 @@ def _scalar_cores(kernels: KernelSet, host: Source, d: Derivation, launch: Launc
 
 
 def _matrix_cores(kernels: KernelSet, host: Source, d: Derivation, param_nodes, input_nodes,
-                  prediction, dtype: str, launch: Launch):
+                  prediction, dtype: str, launch: Launch, second: SecondOrder | None):
     param_shapes = [p.shape for p in param_nodes]
     input_shapes = [x.shape for x in input_nodes]
     size_name, size_source = _batch_size(input_nodes)
@@ -163,6 +181,16 @@ def _matrix_cores(kernels: KernelSet, host: Source, d: Derivation, param_nodes, 
         source = _batch_size(predict_inputs)[1] if result == "predict" else size_source
         numba_cuda_tensor.core_function(kernels, host, name, tp, doc, param_shapes,
                                         source, result, dtype, launch)
+    if second is not None:
+        jp, hp = tensor_second_order_programs(d, second, param_nodes, input_nodes)
+        for name, tp, doc, out_shapes in (
+                ("_jvp_core", jp, "Total loss into out[0], its derivative along the "
+                                  "direction (theta's second half) into out[1].", [()]),
+                ("_hvp_core", hp, "The JVP into out[0], the Hessian times the direction "
+                                  "(theta's second half) into out[1:].", param_shapes)):
+            numba_cuda_tensor.core_function(kernels, host, name, tp, doc, param_shapes * 2,
+                                            size_source, "loss_and_grad", dtype, launch,
+                                            "SECOND_ORDER_LAYOUT", out_shapes)
     constants = [
         f"PARAMS = ({''.join(ascii(p) + ', ' for p in d.params)})",
         f"PARAM_SHAPES = ({''.join(repr(s) + ', ' for s in param_shapes)})",
@@ -172,6 +200,8 @@ def _matrix_cores(kernels: KernelSet, host: Source, d: Derivation, param_nodes, 
         f"DTYPE = np.{dtype}",
         *predict_constants(predict_inputs),
         *numba_cuda_tensor.param_layout(param_shapes),
+        *([] if second is None else
+          numba_cuda_tensor.param_layout(param_shapes * 2, "SECOND_ORDER_LAYOUT")),
     ]
     predict = "cuda_predict" if prediction is not None else "cuda_no_predict"
     return constants, "\n\n\n".join(templates.text(name) for name in

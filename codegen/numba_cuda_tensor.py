@@ -126,9 +126,10 @@ class _Core:
         return f"g{self.count}"
 
 
-def param_layout(param_shapes: list[Shape]) -> list[str]:
-    """The module constant PARAM_LAYOUT: (start, stop, shape) of each param in theta."""
-    lines, offset = ["PARAM_LAYOUT = ("], 0
+def param_layout(param_shapes: list[Shape], name: str = "PARAM_LAYOUT") -> list[str]:
+    """The module constant PARAM_LAYOUT: (start, stop, shape) of each param in theta (the
+    order-2 cores' SECOND_ORDER_LAYOUT: the params, then the direction's entries)."""
+    lines, offset = [f"{name} = ("], 0
     for shape in param_shapes:
         lines.append(f"    ({offset}, {offset + prod(shape)}, {tuple(shape)!r}),")
         offset += prod(shape)
@@ -137,10 +138,13 @@ def param_layout(param_shapes: list[Shape]) -> list[str]:
 
 def core_function(kernels: KernelSet, host: Source, name: str, tp: TensorProgram, doc: str,
                   param_shapes: list[Shape], size_source: tuple[int, int] | None,
-                  result: str, dtype: str, launch: Launch) -> None:
+                  result: str, dtype: str, launch: Launch, layout: str = "PARAM_LAYOUT",
+                  out_shapes: list[Shape] | None = None) -> None:
     """Emit the host function `name(theta, D0, ..., out)` (result "loss" or
     "loss_and_grad") or `name(theta, D0, ...)` returning (device array, transposed)
-    (result "predict"), and register its kernels."""
+    (result "predict"), and register its kernels. theta holds the params of
+    `param_shapes` as `layout` places them; out[1:] the outputs of `out_shapes` (default
+    the params': the order-2 cores read a direction after the params)."""
     arrays = _Arrays(tp, dtype)
     printer = CudaExprPrinter()
     core = _Core(name)
@@ -164,7 +168,7 @@ def core_function(kernels: KernelSet, host: Source, name: str, tp: TensorProgram
         if param_shapes:
             names = ", ".join(f"P{i}" for i in range(len(param_shapes)))
             comma = "," if len(param_shapes) == 1 else ""
-            host.line(f"{names}{comma} = param_views(theta, PARAM_LAYOUT)")
+            host.line(f"{names}{comma} = param_views(theta, {layout})")
         host.lines(core.grids)
         if core.allocs:
             host.line(f"arrays = workspace({name!r}, (")
@@ -185,7 +189,8 @@ def core_function(kernels: KernelSet, host: Source, name: str, tp: TensorProgram
                       f"{swapped}")
         else:
             outputs = tp.outputs if result == "loss_and_grad" else tp.outputs[:1]
-            _gather(kernels, host, arrays, outputs, param_shapes, launch)
+            _gather(kernels, host, arrays, outputs,
+                    param_shapes if out_shapes is None else out_shapes, launch)
     host.line()
     host.line()
 

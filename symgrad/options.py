@@ -51,9 +51,6 @@ class CompileOptions:
         if self.order not in (1, 2) or isinstance(self.order, bool):
             raise OptionError(f"order must be 1 (loss and gradient) or 2 (also jvp, hvp and "
                               f"hessian), got {self.order!r}")
-        if self.order == 2 and self.target == "cuda":
-            raise OptionError("order=2 (jvp, hvp, hessian) is built for target='cpu' only so "
-                              "far; compile the model for the CPU to get them")
         if self.target == "cuda" and self.fastmath:
             raise OptionError("fastmath=True is for target='cpu'; CUDA kernels compile with "
                               "NVVM's defaults (which already contract to FMA)")

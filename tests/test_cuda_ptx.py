@@ -44,10 +44,15 @@ _compiled: set[tuple[str, str]] = set()       # (kernel source, signature) done 
 def _models():
     mse, _ = cm.mlp("mse")
     ce, _ = cm.mlp("ce")
-    cases = [(name, cm.example(name), "float64") for name in cm.EXAMPLES]
-    cases += [("every_op", cm.every_op_model(), "float64"),
-              ("special", cm.special_functions_model(), "float64"), ("mlp mse", mse, "float64"),
-              ("mlp ce", ce, "float64"), ("mlp ce", ce, "float32")]
+    cases = [(name, cm.example(name), "float64", 1) for name in cm.EXAMPLES]
+    cases += [("every_op", cm.every_op_model(), "float64", 1),
+              ("special", cm.special_functions_model(), "float64", 1),
+              ("mlp mse", mse, "float64", 1), ("mlp ce", ce, "float64", 1),
+              ("mlp ce", ce, "float32", 1),
+              # order 2: the JVP and HVP kernels (scalar, matrix, a model without inputs)
+              ("hinge_two_layer", cm.example("hinge_two_layer"), "float64", 2),
+              ("mlp ce", ce, "float64", 2),
+              ("rosenbrock_newton", cm.example("rosenbrock_newton"), "float64", 2)]
     return cases
 
 
@@ -55,9 +60,10 @@ CASES = _models()
 
 
 @pytest.mark.skipif(NO_PTX is not None, reason=NO_PTX or "")
-@pytest.mark.parametrize("name, model, dtype", CASES,
-                         ids=[f"{name}-{dtype}" for name, _, dtype in CASES])
-def test_every_kernel_compiles_to_ptx(name, model, dtype, monkeypatch):
+@pytest.mark.parametrize("name, model, dtype, order", CASES,
+                         ids=[f"{name}-{dtype}" + ("-order2" if order == 2 else "")
+                              for name, _, dtype, order in CASES])
+def test_every_kernel_compiles_to_ptx(name, model, dtype, order, monkeypatch):
     from types import SimpleNamespace
 
     import numba.cuda.dispatcher
@@ -68,7 +74,7 @@ def test_every_kernel_compiles_to_ptx(name, model, dtype, monkeypatch):
     # without one, the device function compiles for the first architecture tested.
     monkeypatch.setattr(numba.cuda.dispatcher, "get_current_device",
                         lambda: SimpleNamespace(compute_capability=ARCHS[0]))
-    module = symgrad.compile(model, target="cuda", dtype=dtype).module
+    module = symgrad.compile(model, target="cuda", dtype=dtype, order=order).module
     assert module.KERNEL_SIGNATURES, "a module without kernels"
     for kernel_name, signatures in module.KERNEL_SIGNATURES.items():
         kernel = getattr(module, kernel_name).py_func

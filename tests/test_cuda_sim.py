@@ -31,9 +31,10 @@ CHECKS = [
     *(f"scalar:{name}" for name in (*cm.SCALAR_EXAMPLES, "every_op", "special")),
     "matrix:mse", "matrix:ce", "float32:ce",
     *(f"train:{model}:{opt}" for model in ("hinge_two_layer", "ce")
-      for opt in ("sgd", "rmsprop", "adam")),
+      for opt in ("sgd", "rmsprop", "adam")), "train:ce:adamw",
     "device-arrays", "errors", "deterministic", "shared-branches",
     "example:linear_rmsprop", "example:two_layer_net",
+    "second-order:hinge_two_layer", "second-order:ce", "second-order:rosenbrock_newton",
     "every-kernel-launched",        # last: it reads what the others launched
 ]
 
@@ -136,19 +137,22 @@ class _Context:
         self.kernels: dict[str, str] = {}       # kernel source -> "module kernel" label
         self.modules: dict = {}
 
-    def cuda(self, key, model, dtype="float64", launch=cm.SIM_LAUNCH):
+    def cuda(self, key, model, dtype="float64", launch=cm.SIM_LAUNCH, order=1):
         """The model's CUDA module with the simulator's launch shapes, its kernels counted."""
         from codegen import cuda_module
         from symgrad.derivation import derive
         from symgrad.kernel import _load
+        from symgrad.second_order import derive_second
         if (key, dtype) not in self.modules:
             from symgrad.options import CompileOptions
+            d = derive(model)
             source = cuda_module.generate(
-                derive(model), CompileOptions(target="cuda", dtype=dtype),
+                d, CompileOptions(target="cuda", dtype=dtype, order=order),
                 version=self.symgrad.__version__, numba_version=self.numba.__version__,
                 model_name=model.name, param_nodes=model.param_nodes,
                 input_nodes=model.input_nodes, prediction=model.predict_node,
-                matrix=model.is_matrix, launch=launch)
+                matrix=model.is_matrix, launch=launch,
+                second=derive_second(model, d) if order == 2 else None)
             module = _load(source)
             wrapped = {}
             for name in module.KERNEL_SIGNATURES:
@@ -163,8 +167,8 @@ class _Context:
             self.modules[key, dtype] = module
         return self.modules[key, dtype]
 
-    def cpu(self, model, dtype="float64"):
-        module = self.symgrad.compile(model, dtype=dtype).module
+    def cpu(self, model, dtype="float64", order=1):
+        module = self.symgrad.compile(model, dtype=dtype, order=order).module
         # As plain Python (NUMBA_DISABLE_JIT), divide like the compiled code: `nf = float(n)`
         # at n = 0 gives 1/nf = inf instead of ZeroDivisionError.
         module.float = np.float64
@@ -220,8 +224,10 @@ def check_matrix(ctx, which, dtype="float64", sizes=(0, 1, 37), rtol=1e-12):
 
 OPTIMIZERS = {
     "sgd": ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
-    "rmsprop": ("RMSprop", {"lr": 0.01, "weight_decay": 0.01}),
+    "rmsprop": ("RMSprop", {"lr": 0.01, "weight_decay": 0.01, "momentum": 0.5,
+                            "centered": True}),
     "adam": ("Adam", {"lr": 0.01, "weight_decay": 0.01}),
+    "adamw": ("AdamW", {"lr": 0.01, "weight_decay": 0.1}),
 }
 
 
@@ -337,6 +343,36 @@ def check_example(ctx, name):
     _close(got_history, want_history)
 
 
+def check_second_order(ctx, name):
+    """jvp, hvp and hessian (dense, and the sparse one of a model without inputs) agree
+    with the CPU module's; the hvp of device params comes back on the device."""
+    if name == "ce":
+        model, net = cm.mlp("ce")
+        params, data = net.init(7), cm.mlp_data(23, seed=12)
+    else:
+        model = cm.example(name)
+        params = cm.scalar_params(model, 3)
+        data = cm.scalar_data(model, 19, seed=13) if model.inputs else None
+    vector = {k: -0.5 * np.asarray(v) + 0.25 for k, v in params.items()}
+    if not model.is_matrix:
+        vector = {k: float(v) for k, v in vector.items()}
+    cuda, cpu = ctx.cuda(f"{name}:order2", model, order=2), ctx.cpu(model, order=2)
+    _entry_points(cuda, cpu, params, data)
+    _close(cuda.jvp(params, vector, data), cpu.jvp(params, vector, data))
+    _close(cuda.hvp(params, vector, data), cpu.hvp(params, vector, data))
+    got, want = cuda.hessian(params, data), cpu.hessian(params, data)
+    assert type(got) is type(want), (type(got), type(want))
+    _close(got.toarray() if hasattr(got, "toarray") else got,
+           want.toarray() if hasattr(want, "toarray") else want)
+    if model.is_matrix:
+        from numba import cuda as numba_cuda
+        on_device = {k: numba_cuda.to_device(np.asarray(v)) for k, v in params.items()}
+        product = cuda.hvp(on_device, vector, data)
+        assert all(cuda.is_device_array(v) for v in product.values())
+        _close({k: v.copy_to_host() for k, v in product.items()},
+               cpu.hvp(params, vector, data))
+
+
 def check_every_kernel_launched(ctx):
     missing = sorted(label for text, label in ctx.kernels.items() if text not in ctx.launched)
     assert not missing, f"kernels never launched: {missing}"
@@ -379,6 +415,8 @@ def _run_checks() -> dict[str, list]:
         elif kind == "train":
             model, opt = rest.split(":")
             run = lambda m=model, o=opt: check_train(ctx, m, o)
+        elif kind == "second-order":
+            run = lambda name=rest: check_second_order(ctx, name)
         else:
             run = lambda name=rest: check_example(ctx, name)
         start = time.perf_counter()

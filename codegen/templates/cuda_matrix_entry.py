@@ -8,11 +8,11 @@ module's, listed in codegen/templates/contract.py.
 from codegen.templates.contract import *  # noqa: F401,F403  # symgrad: not embedded
 
 
-def _pack(params):
+def _pack(params, kind="param"):
     """The params as one flat device vector, and what _unpack needs: the shapes they
     were given in and whether they were device arrays."""
-    host, device = split_device("param", params, DTYPE)
-    theta, given = pack_params(host, PARAMS, PARAM_SHAPES, DTYPE)
+    host, device = split_device(kind, params, DTYPE)
+    theta, given = pack_params(host, PARAMS, PARAM_SHAPES, DTYPE, kind)
     theta = cuda.to_device(theta)
     offset = 0
     for name, shape in zip(PARAMS, PARAM_SHAPES):

@@ -8,8 +8,8 @@ module's, listed in codegen/templates/contract.py.
 from codegen.templates.contract import *  # noqa: F401,F403  # symgrad: not embedded
 
 
-def _pack(params):
-    return device_vector(check_params(params, PARAMS)), None
+def _pack(params, kind="param"):
+    return device_vector(check_params(params, PARAMS, kind=kind)), None
 
 
 def _columns(data, check_finite=False):
