@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -44,20 +43,11 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from benchmarks import peer_impls  # noqa: E402
+from symgrad.bench.second_order import median_seconds  # noqa: E402
 
 
 def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def median_seconds(call, repeats: int) -> float:
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def network_row(key: str, quick: bool, repeats: int) -> dict:
@@ -169,18 +159,13 @@ def table(rows: dict) -> str:
                   f"{'symgrad HVP, flat core':<44} {r['flat_hvp_s'] * 1e3:>10.2f}",
                   f"{'symgrad sparse Hessian, flat cores':<44} "
                   f"{r['flat_hessian_s'] * 1e3:>10.2f} {r['flat_hessian_in_hvps']:>8.1f}"]
-        if "jax_hessian_s" in r:
-            lines.append(f"{'JAX ' + r['jax'] + ' jax.hessian (dense, jit)':<44} "
-                         f"{r['jax_hessian_s'] * 1e3:>10.2f} "
-                         f"{r['jax_hessian_s'] / r['flat_hvp_s']:>8.0f}")
-        else:
-            lines.append(f"JAX: {r['jax']}")
-        if "casadi_hessian_s" in r:
-            lines.append(f"{'CasADi ' + r['casadi'] + ' hessian (SX, sparse)':<44} "
-                         f"{r['casadi_hessian_s'] * 1e3:>10.2f} "
-                         f"{r['casadi_hessian_s'] / r['flat_hvp_s']:>8.1f}")
-        else:
-            lines.append(f"CasADi: {r['casadi']}")
+        for peer, label, key in (("jax", "jax.hessian (dense, jit)", "jax_hessian_s"),
+                                 ("casadi", "hessian (SX, sparse)", "casadi_hessian_s")):
+            if key not in r:
+                lines.append(f"{peer}: {r[peer]}")
+                continue
+            title = f"{'JAX' if peer == 'jax' else 'CasADi'} {r[peer]} {label}"
+            lines.append(f"{title:<44} {r[key] * 1e3:>10.2f} {r[key] / r['flat_hvp_s']:>8.1f}")
         lines.append("in HVPs: divided by symgrad's HVP of the same kind (the JAX and CasADi "
                      "rows by the flat one); all agree with symgrad's Hessian to "
                      f"{max(r.get('jax_max_abs_diff', 0), r.get('casadi_max_abs_diff', 0)):.1e}"

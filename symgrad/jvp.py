@@ -29,27 +29,18 @@ from symgrad.ir import (
     transpose,
     where,
 )
-from symgrad.rules import NON_DIFFERENTIABLE, VJP
+from symgrad.rules import NON_DIFFERENTIABLE, VJP, lookup, registrar
 
 Tangent = Node | None
 JvpRule = Callable[..., Tangent]
 JVP: dict[Op, JvpRule] = {}
 
 
-def jvp(*ops: Op):
-    def register(rule: JvpRule) -> JvpRule:
-        for op in ops:
-            assert op not in JVP, f"two JVP rules for {op}"
-            JVP[op] = rule
-        return rule
-    return register
+jvp = registrar(JVP, "JVP")
 
 
 def jvp_rule_for(op: Op) -> JvpRule:
-    try:
-        return JVP[op]
-    except KeyError:
-        raise NotImplementedError(f"no JVP rule for {op.name}") from None
+    return lookup(JVP, "JVP", op)
 
 
 def _shaped(t: Tangent, out: Node) -> Tangent:

@@ -40,20 +40,30 @@ VJP: dict[Op, Rule] = {}
 NON_DIFFERENTIABLE = BOOLEAN | LEAVES | {Op.SIGN, Op.HEAVISIDE, Op.FLOOR, Op.CEIL}
 
 
-def vjp(*ops: Op):
-    def register(rule: Rule) -> Rule:
-        for op in ops:
-            assert op not in VJP, f"two VJP rules for {op}"
-            VJP[op] = rule
-        return rule
-    return register
+def registrar(table: dict, kind: str):
+    """A decorator factory filling `table` (one rule per op: VJP here, JVP in jvp.py)."""
+    def register_for(*ops: Op):
+        def register(rule):
+            for op in ops:
+                assert op not in table, f"two {kind} rules for {op}"
+                table[op] = rule
+            return rule
+        return register
+    return register_for
+
+
+def lookup(table: dict, kind: str, op: Op):
+    try:
+        return table[op]
+    except KeyError:
+        raise NotImplementedError(f"no {kind} rule for {op.name}") from None
+
+
+vjp = registrar(VJP, "VJP")
 
 
 def rule_for(op: Op) -> Rule:
-    try:
-        return VJP[op]
-    except KeyError:
-        raise NotImplementedError(f"no VJP rule for {op.name}") from None
+    return lookup(VJP, "VJP", op)
 
 
 def _half_step(x: Node) -> Node:

@@ -106,7 +106,8 @@ def sizes_row(model, budget_s: float | None) -> dict:
     return row
 
 
-def _median_seconds(call, repeats: int) -> float:
+def median_seconds(call, repeats: int) -> float:
+    """The median of `repeats` timed calls, after one untimed call (JIT, caches)."""
     call()
     times = []
     for _ in range(repeats):
@@ -143,9 +144,9 @@ def runtime_row(model, samples: int, repeats: int, seed: int) -> dict:
                     del os.environ["SYMGRAD_CACHE_DIR"]
                 else:
                     os.environ["SYMGRAD_CACHE_DIR"] = old
-    loss_s = _median_seconds(lambda: kernel.loss(params, data), repeats)
-    grad_s = _median_seconds(lambda: kernel.loss_and_grad(params, data), repeats)
-    hvp_s = _median_seconds(lambda: kernel.hvp(params, vector, data), repeats)
+    loss_s = median_seconds(lambda: kernel.loss(params, data), repeats)
+    grad_s = median_seconds(lambda: kernel.loss_and_grad(params, data), repeats)
+    hvp_s = median_seconds(lambda: kernel.hvp(params, vector, data), repeats)
     return {"samples": samples, "loss_s": loss_s, "loss_and_grad_s": grad_s, "hvp_s": hvp_s,
             "hvp_over_loss": hvp_s / loss_s, "compile_order1_s": emit_s[1],
             "compile_order2_s": emit_s[2], "compile_ratio": emit_s[2] / emit_s[1],

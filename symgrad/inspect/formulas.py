@@ -13,7 +13,7 @@ whenever the model has per-sample inputs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -187,19 +187,28 @@ def gradient_formulas(model: Model, method: str = "reverse",
     if progress:
         progress(f"deriving {_count(params)} by reverse mode...")
     d = derive(model, "reverse")
-    symbols = model_symbols(model)
-    slots = [("sample", p, g) for p, g in zip(params, d.sample_grads)]
-    slots += [("penalty", p, g) for p, g in zip(params, d.penalty_grads)]
-    present = [s for s in slots if s[2] is not None]
     if progress:
         progress("folding the adjoint DAG back into SymPy...")
-    definitions, exprs = with_definitions([g for _, _, g in present], symbols, set(symbols))
+    definitions, sample, penalty = fold(model, d.sample_grads, d.penalty_grads)
+    return Formulas(model, method, definitions, sample, penalty, d.rewrites)
+
+
+def fold(model: Model, sample: Sequence[Node | None], penalty: Sequence[Node | None],
+         reserved: Iterable[str] = ()):
+    """(definitions, {param: per-sample expr}, {param: penalty expr}) of one output per
+    param and part (None: 0), folded into SymPy with the shared intermediates named."""
+    params = model.param_names
+    symbols = model_symbols(model)
+    slots = [("sample", p, g) for p, g in zip(params, sample)]
+    slots += [("penalty", p, g) for p, g in zip(params, penalty)]
+    present = [s for s in slots if s[2] is not None]
+    definitions, exprs = with_definitions([g for _, _, g in present], symbols,
+                                          set(symbols) | set(reserved))
     parts: dict[str, dict[str, sp.Expr]] = {"sample": {}, "penalty": {}}
     for (part, p, _), expr in zip(present, exprs):
         parts[part][p] = expr
-    return Formulas(model, method, tuple(definitions),
-                    {p: parts["sample"].get(p, sp.S.Zero) for p in params},
-                    {p: parts["penalty"].get(p, sp.S.Zero) for p in params}, d.rewrites)
+    return (tuple(definitions), {p: parts["sample"].get(p, sp.S.Zero) for p in params},
+            {p: parts["penalty"].get(p, sp.S.Zero) for p in params})
 
 
 def _symbolic(model: Model, progress: Progress | None) -> Formulas:

@@ -17,8 +17,7 @@ import sympy as sp
 
 from symgrad.derivation import METHODS, derive
 from symgrad.errors import OptionError
-from symgrad.inspect.formulas import _join, is_matrix
-from symgrad.inspect.to_sympy import model_symbols, with_definitions
+from symgrad.inspect.formulas import _join, fold, is_matrix
 from symgrad.model import Model
 from symgrad.second_order import derive_second
 
@@ -81,17 +80,10 @@ def hessian_formulas(model: Model, method: str = "reverse") -> HessianFormulas:
         return HessianFormulas(model, method, (), entries)
     first = derive(model, "reverse")
     second = derive_second(model, first)
-    symbols = model_symbols(model)
-    slots = [("sample", p, h) for p, h in zip(params, second.sample_hvps)]
-    slots += [("penalty", p, h) for p, h in zip(params, second.penalty_hvps)]
-    present = [s for s in slots if s[2] is not None]
-    reserved = set(symbols) | set(second.directions)
-    definitions, exprs = with_definitions([h for _, _, h in present], symbols, reserved)
-    parts: dict[tuple[str, str], sp.Expr] = {(part, p): e for (part, p, _), e in
-                                             zip(present, exprs)}
-    entries = tuple((f"(H v)[{p}]", parts.get(("sample", p), sp.S.Zero),
-                     parts.get(("penalty", p), sp.S.Zero)) for p in params)
-    return HessianFormulas(model, method, tuple(definitions), entries)
+    definitions, sample, penalty = fold(model, second.sample_hvps, second.penalty_hvps,
+                                        second.directions)
+    entries = tuple((f"(H v)[{p}]", sample[p], penalty[p]) for p in params)
+    return HessianFormulas(model, method, definitions, entries)
 
 
 def hessian_at(model: Model, at: Mapping[str, float], method: str = "reverse"
