@@ -318,3 +318,56 @@ def test_a_dense_hessian_too_large_for_memory_is_refused():
     with pytest.raises(HessianTooLargeError, match="use hvp"):
         hessian_from_products(never, 50_000, None, None, None)
     assert issubclass(HessianTooLargeError, symgrad.errors.SymgradError)
+
+
+# ------------------------------------------------------------- every shipped example
+
+# The direct method where it is feasible: sympy.diff twice of the scalar examples and of
+# linear_rmsprop's 4-param expansion; two_layer_net's 101,770 params are past it.
+EXAMPLE_METHODS = [(name, method) for name in
+                   ("lecture_graph", "chain_rule", "polynomial_sin", "hinge_two_layer",
+                    "linear_rmsprop", "two_layer_net", "rosenbrock_newton")
+                   for method in METHODS if not (name == "two_layer_net" and method == "symbolic")]
+
+
+@pytest.mark.parametrize("name, method", EXAMPLE_METHODS, ids=lambda v: str(v))
+def test_every_example_has_jvp_hvp_and_hessian(name, method):
+    import cuda_models as cm
+
+    model = cm.example(name)
+    k = symgrad.compile(model, method=method, order=2)
+    rng = np.random.default_rng(5)
+    if model.is_matrix:
+        params = cm.matrix_params(model, 1)
+        data = cm.matrix_data(model, 7, seed=2)
+        vector = {p: rng.standard_normal(np.shape(v)) for p, v in params.items()}
+    else:
+        params = cm.scalar_params(model, 1)
+        data = cm.scalar_data(model, 7, seed=2) if model.inputs else None
+        vector = {p: float(rng.standard_normal()) for p in params}
+    names = k.param_names
+
+    def flat(values):
+        return np.concatenate([np.ravel(values[p]) for p in names])
+
+    def moved(step):
+        return {p: np.asarray(params[p]) + step * np.asarray(vector[p]) if model.is_matrix
+                else params[p] + step * vector[p] for p in names}
+
+    loss, grads = k.loss_and_grad(params, data)
+    got_loss, jvp = k.jvp(params, vector, data)
+    assert got_loss == pytest.approx(loss, rel=1e-13)
+    assert jvp == pytest.approx(float(flat(grads) @ flat(vector)), rel=1e-9, abs=1e-9)
+    hvp = flat(k.hvp(params, vector, data))
+    step = 1e-6
+    numeric = (flat(k.loss_and_grad(moved(step), data)[1])
+               - flat(k.loss_and_grad(moved(-step), data)[1])) / (2 * step)
+    np.testing.assert_allclose(hvp, numeric, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(hvp).max()))
+    if flat(params).size > 20000:
+        with pytest.raises(symgrad.errors.HessianTooLargeError):
+            k.hessian(params, data)
+        return
+    h = k.hessian(params, data)
+    dense = h.toarray() if hasattr(h, "toarray") else h
+    np.testing.assert_allclose(dense @ flat(vector), hvp, rtol=1e-10,
+                               atol=1e-12 * max(1.0, np.abs(hvp).max()))
