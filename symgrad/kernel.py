@@ -133,20 +133,21 @@ class Kernel:
     def warmup(self, optimizer=None, *, parallel: bool = False) -> dict[str, float]:
         """JIT-compile (or load from Numba's cache) what a training run calls; return the
         seconds each took: `loss_and_grad`, the training loop of `optimizer` when one is
-        given (an optim.SGD, RMSprop, Adam or its dict: the loop of that kind), and
-        `predict` where the model has one. `loss` and the parallel core, which batches
-        of more than one chunk (4096 samples) run, compile on their first call, or here:
-        `loss` is compiled by `warmup_loss()`, the parallel core by parallel=True. Each
-        costs about a second of Numba: nothing is compiled that the run will not call."""
+        given (an optim.SGD, RMSprop, Adam, AdamW or its dict: the loop of that kind;
+        Newton and L-BFGS run in Python), `predict` where the model has one, and `hvp`
+        for order=2 (what Newton calls). `loss`, `jvp` and the parallel core, which
+        batches of more than one chunk (4096 samples) run, compile on their first call,
+        or here: `loss` by `warmup_loss()`, the parallel core by parallel=True. Each costs
+        about a second of Numba: nothing is compiled that the run will not call."""
         params, data = _sample_arguments(self.module)
         self._timed("jit_loss_and_grad", self.module.loss_and_grad, params, data)
-        if _is_stepper(optimizer):      # Newton: the HVP core (L-BFGS: the gradient only)
-            if hasattr(self.module, "hvp") and type(optimizer).__name__ == "Newton":
-                self._timed("jit_hvp", self.module.hvp, params, params, data)
-        elif optimizer is not None and getattr(self.module, "train", None) is not None:
+        if optimizer is not None and not _is_stepper(optimizer) \
+                and getattr(self.module, "train", None) is not None:
             self._timed("jit_train", self.module.train, params, data, optimizer, 1)
         if hasattr(self.module, "_predict_core"):
             self._timed("jit_predict", self.module.predict, params, data)
+        if hasattr(self.module, "hvp"):
+            self._timed("jit_hvp", self.module.hvp, params, params, data)
         parallel_core = getattr(self.module, "_loss_and_grad_core_par", None)
         if parallel and parallel_core is not None \
                 and parallel_core is not self.module._loss_and_grad_core:

@@ -49,6 +49,10 @@ class HessianSparsity:
     pattern: object
     colors: np.ndarray
 
+    def __iter__(self):
+        """`pattern, colors = symgrad.hessian_sparsity(model)`."""
+        return iter((self.pattern, self.colors))
+
     @property
     def n_colors(self) -> int:
         return int(self.colors.max()) + 1 if self.colors.size else 0

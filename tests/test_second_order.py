@@ -371,3 +371,18 @@ def test_every_example_has_jvp_hvp_and_hessian(name, method):
     dense = h.toarray() if hasattr(h, "toarray") else h
     np.testing.assert_allclose(dense @ flat(vector), hvp, rtol=1e-10,
                                atol=1e-12 * max(1.0, np.abs(hvp).max()))
+
+
+def test_warmup_compile_cli_and_sparsity_unpacking(tmp_path, capsys):
+    pattern, colors = symgrad.hessian_sparsity(_rosenbrock(12))
+    assert pattern.shape == (12, 12) and colors.max() == 2
+    k = symgrad.compile(SCALAR, order=2)
+    assert {"jit_loss_and_grad", "jit_hvp"} <= set(k.warmup(symgrad.optim.Newton()))
+    from pathlib import Path
+
+    from symgrad.cli import main
+    out = tmp_path / "second.py"
+    example = Path(__file__).resolve().parent.parent / "examples" / "rosenbrock_newton.py"
+    assert main(["compile", str(example), "-o", str(out), "--order", "2"]) == 0
+    text = out.read_text()
+    assert "def hvp(params, vector" in text and "HESSIAN_COLORS = np.array(" in text

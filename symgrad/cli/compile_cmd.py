@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="reverse", metavar="{" + ",".join(METHODS) + "}",
                    help="reverse mode over the DAG (default) or sympy.diff per parameter")
     p.add_argument("--target", default="cpu", metavar="{" + ",".join(TARGETS) + "}")
+    p.add_argument("--order", type=int, default=1, metavar="{1,2}",
+                   help="2: also jvp, hvp and hessian (forward mode, forward-over-reverse)")
     p.add_argument("--jit", action="store_true",
                    help="also JIT-compile the kernels now and report the time")
     p.set_defaults(func=run)
@@ -28,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from symgrad.modelfile import load_model
 
     model = load_model(args.model_file)
-    kernel = symgrad.compile(model, method=args.method, target=args.target)
+    kernel = symgrad.compile(model, method=args.method, target=args.target, order=args.order)
     kernel.save(args.output)
     sizes = kernel.derivation.sizes()
     t = kernel.timings
