@@ -158,12 +158,12 @@ def _vm_once(vm, params, n_inputs):
     """The outputs of vm's prologue (values that read no input: penalties, and every
     value of a model without inputs), run once, on one column."""
     prologue, body, constants, held, outputs, registers, columns = vm
-    R = np.zeros((registers, 1))
-    R[:params.shape[0], 0] = params
+    r = np.zeros(registers)
+    r[:params.shape[0]] = params
     first = params.shape[0] + n_inputs
-    R[first:first + constants.shape[0], 0] = constants
-    _vm_run(prologue, R, 1, _NO_OUTPUTS, R[:0], 0, R[0, :0])
-    return R[outputs, 0]
+    r[first:first + constants.shape[0]] = constants
+    _vm_run_one(prologue, r)
+    return r[outputs]
 
 
 def _vm_partials(chunk, params, data, width, parallel):
@@ -184,6 +184,42 @@ def _vm_partials(chunk, params, data, width, parallel):
         for c in range(partial.shape[0]):
             one(c)
     return partial'''
+
+
+def _scalar_run(src: Source, printer: ScalarMathPrinter) -> None:
+    """`_vm_run_one(code, r)`: the same instructions on one register vector (one sample:
+    the prologue of `_vm_once`), each operand a scalar read only where the case uses it,
+    so a program that runs once (a model without inputs) pays no per-instruction views
+    and loops; the same expressions as `_vm_run`'s, so the same bits."""
+    src.line(JIT)
+    with src.block("def _vm_run_one(code, r):"):
+        src.line('"""Run the instructions of `code` once, on the registers r (see _vm_run)."""')
+        with src.block("for i in range(code.shape[0]):"):
+            src.line("op = code[i, 0]")
+            src.line("x = r[code[i, 2]]")
+            for i, op in enumerate(OPCODES):
+                name = op if isinstance(op, str) else op.value
+                with src.block(f"{'if' if i == 0 else 'elif'} op == {i}:   # {name}"):
+                    if op in (GUARD, GUARD_NOT):
+                        src.lines(["y_live = code[i, 3] >= 0",
+                                   "y = r[code[i, 3]] if y_live else 0.0"])
+                    elif op == POWI:
+                        src.line("n = code[i, 4]")
+                    else:
+                        arity = {Op.WHERE: 3, Op.HEAVISIDE: 1}.get(op, 2 if op in _BINARY
+                                                                     else 1)
+                        if arity >= 2:
+                            src.line("y = r[code[i, 3]]")
+                        if op in (Op.WHERE, Op.HEAVISIDE):
+                            src.line("w = r[code[i, 4]]")
+                    value = _case(op, printer).replace("x[k]", "x").replace(
+                        "y[k]", "y").replace("w[k]", "w")
+                    src.line(f"r[code[i, 1]] = {value}")
+            src.line("g = code[i, 5]")
+            with src.block("if g >= 0:"):
+                src.line("r[code[i, 1]] = select(r[g] != 0.0, r[code[i, 1]], 0.0)")
+    src.line()
+    src.line()
 
 
 def interpreter_functions(src: Source, math: str) -> None:
@@ -228,6 +264,7 @@ def interpreter_functions(src: Source, math: str) -> None:
             src.line("add_block_sums(buf, offset + m, sums)")
     src.line()
     src.line()
+    _scalar_run(src, printer)
     src.lines(_DRIVER.splitlines())
     src.line("# ---- end of the interpreter ----")
     src.line()

@@ -288,4 +288,4 @@ def _share_interpreter(module: ModuleType) -> None:
 
     fastmath = training.fastmath_line(bool(module.FASTMATH))
     shared = _load(interpreter.shared_source(module.VM_MATH, fastmath), _SHARED_VM)
-    module._vm_run = shared._vm_run
+    module._vm_run, module._vm_run_one = shared._vm_run, shared._vm_run_one

@@ -272,3 +272,25 @@ def test_a_penalty_runs_on_the_interpreter_after_the_inputs_rows():
     on_vm, unrolled = (symgrad.compile(model, interpret=flag) for flag in (True, False))
     assert "_vm_once(_LOSS_AND_GRAD_ONCE_VM, params, 2)" in on_vm.source
     assert on_vm.loss_and_grad(params, data) == unrolled.loss_and_grad(params, data)
+
+
+def test_every_instruction_run_once_gives_the_bits_of_the_compiled_kernel():
+    """_vm_run_one (the prologue of a program that reads no input, run once): every
+    instruction, as the penalty of a model, against the unrolled kernel."""
+    penalty = every_op_loss().subs({X: A / 2 + 0.25, Y: C - D})
+    model = symgrad.Model((A * X - Y) ** 2, list(PARAMS), list(INPUTS), penalty=penalty)
+    d = derive(model, "reverse")
+    seen = set()
+    for program, results in (loss_program(d), loss_and_grad_program(d)):
+        encoded = interpreter.encode(program, numba_cpu.once_outputs(program, results),
+                                     scalar_math_printer("vector"), with_body=False)
+        seen |= {interpreter.OPCODES[code[0]] for code, _ in encoded.prologue}
+    assert seen == set(interpreter.OPCODES)
+    on_vm, compiled = (symgrad.compile(model, interpret=flag) for flag in (True, False))
+    data = {"x": np.array([0.5, -1.0]), "y": np.array([2.0, 0.0])}
+    for a, b, c, d_ in [(1.3, 0.0, -0.7, 0.25), (0.0, 0.0, 0.0, 0.0), (-2.0, 1.5, 2.0, -3.0),
+                        (0.4, -0.1, 1e3, 0.5)]:
+        params = {"a": a, "b": b, "c": c, "d": d_}
+        assert_same_bits(on_vm.loss_and_grad(params, data), compiled.loss_and_grad(params, data),
+                         f"at {params}")
+        assert bits(on_vm.loss(params, data)) == bits(compiled.loss(params, data))
