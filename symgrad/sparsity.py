@@ -82,11 +82,15 @@ def greedy_clique(pattern) -> int:
     return best
 
 
-def coupled_pairs(roots, params) -> set[tuple[int, int]]:
-    """The pairs (i, j), both orders, of params (indices into `params`) that meet in the
-    args of some nonlinear node. Only nodes under a nonlinear node's args get their
-    dependency sets (a sum of 10^4 terms, linear all the way up, costs nothing)."""
+def coupled_pairs(roots, params, sizes=None, limit: float | None = None
+                  ) -> set[tuple[int, int]] | None:
+    """The pairs (i, j), i <= j, of params (indices into `params`, of `sizes` entries
+    each) that meet in the args of some nonlinear node; None as soon as the pattern's
+    entries would pass `limit` (dense: no need to enumerate them). Only nodes under a
+    nonlinear node's args get their dependency sets (a sum of 10^4 terms, linear all the
+    way up, costs nothing)."""
     index = {p: i for i, p in enumerate(params)}
+    sizes = sizes or [1] * len(params)
     order = toposort([r for r in roots if r is not None])
     needed: set[Node] = set()
     for n in reversed(order):           # users before args
@@ -94,6 +98,7 @@ def coupled_pairs(roots, params) -> set[tuple[int, int]]:
             needed.update(n.args)
     deps: dict[Node, frozenset] = {}
     pairs: set[tuple[int, int]] = set()
+    entries = sum(sizes)
     empty = frozenset()
     for n in order:
         if n in index:
@@ -117,19 +122,28 @@ def coupled_pairs(roots, params) -> set[tuple[int, int]]:
             both = frozenset().union(*args)
             coupled = [(both, both)]
         for a, b in coupled:
-            pairs.update((i, j) for i in a for j in b)
-            pairs.update((j, i) for i in a for j in b)
+            if limit is not None and sum(sizes[i] for i in a) * sum(sizes[j] for j in b) \
+                    > limit:
+                return None     # one node's block alone passes the limit
+            new = {(i, j) if i <= j else (j, i) for i in a for j in b} - pairs
+            entries += sum(2 * sizes[i] * sizes[j] if i != j else sizes[i] * (sizes[i] - 1)
+                           for i, j in new)
+            if limit is not None and entries > limit:
+                return None
+            pairs |= new
     return pairs
 
 
 def hessian_pattern(pairs, sizes) -> object:
     """The structural Hessian pattern over the flat params (scipy.sparse.csr_matrix of
-    bools, symmetric, diagonal included) from the coupled `pairs` of params, whose
-    numbers of entries are `sizes` (1 for scalars; a matrix param is one dense block)."""
+    bools, symmetric, diagonal included) from the coupled `pairs` (i <= j) of params,
+    whose numbers of entries are `sizes` (1 for scalars; a matrix param is one dense
+    block)."""
     import scipy.sparse as sps
 
     offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
     n = int(offsets[-1])
+    pairs = pairs | {(j, i) for i, j in pairs}
     if all(size == 1 for size in sizes):        # scalar params: the pairs are entries
         found = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
         r = np.concatenate([np.arange(n), found[:, 0]])
@@ -186,9 +200,9 @@ def analyse(model, dense_above: float = DENSE_ABOVE) -> HessianSparsity | None:
     colouring with more than half as many colours as flat params (a dense Hessian then
     costs about as many HVPs, and stores no pattern)."""
     sizes = [_size(p) for p in model.param_nodes]
-    pairs = coupled_pairs(model.forward, model.param_nodes)
     n = sum(sizes)
-    if n == 0 or _entries(pairs, sizes) > dense_above * n * n:
+    pairs = coupled_pairs(model.forward, model.param_nodes, sizes, dense_above * n * n)
+    if n == 0 or pairs is None:
         return None
     pattern = hessian_pattern(pairs, sizes)
     found = HessianSparsity(pattern, star_coloring(pattern))
@@ -211,14 +225,8 @@ def hessian_sparsity(model) -> HessianSparsity:
     if n > DENSE_HESSIAN_LIMIT:
         raise OptionError(f"the Hessian of this model's {n} flat params is structurally "
                           f"dense; its pattern alone would hold {n * n} entries")
-    pattern = hessian_pattern(coupled_pairs(model.forward, model.param_nodes), sizes)
+    pattern = hessian_pattern(coupled_pairs(model.forward, model.param_nodes, sizes), sizes)
     return HessianSparsity(pattern, np.arange(n, dtype=np.int64))
-
-
-def _entries(pairs, sizes) -> int:
-    """An upper bound on the pattern's entries (blocks counted whole, diagonal once)."""
-    n = sum(sizes)
-    return n + sum(sizes[i] * sizes[j] - (sizes[i] if i == j else 0) for i, j in pairs)
 
 
 def _size(p: Node) -> int:
