@@ -45,7 +45,8 @@ snapshots: $(STAMP)
 pictures: $(STAMP)
 	mkdir -p docs/img
 	$(BIN)/symgrad graph examples/lecture_graph.py --at x=-2,y=5,z=-4 -o docs/img/lecture_graph.png
-	for example in chain_rule polynomial_sin hinge_two_layer linear_rmsprop two_layer_net; do \
+	for example in chain_rule polynomial_sin hinge_two_layer linear_rmsprop two_layer_net \
+		rosenbrock_newton; do \
 		$(BIN)/symgrad graph examples/$$example.py -o docs/img/$$example.png || exit 1; done
 
 # The fast set with libm's exp/log/tanh in the CPU loops instead of codegen/vector_math.py.

@@ -71,7 +71,9 @@ def test_rmsprop_single_steps_match_torch(linear):
                                         ref["single/square_avg_before"], ref["single/step"],
                                         ref["single/params_after"]):
         params = {"0.weight": before[:3].reshape(1, 3), "0.bias": before[3:]}
-        state = {"kind": 1, "step": int(step), "buffers": np.stack([avg, np.zeros(4)])}
+        buffers = np.zeros((linear.module.N_STATE, 4))     # RMSprop's square_avg: row 0
+        buffers[0] = avg
+        state = {"kind": 1, "step": int(step), "buffers": buffers}
         new, _, _ = linear.train_step(params, batch, optim.RMSprop(lr=1e-3), 1, state)
         got = np.concatenate([new["0.weight"].ravel(), new["0.bias"]])
         assert rel(got, after).max() < 1e-12, f"step {step}"
