@@ -213,13 +213,13 @@ def test_two_layer_net_script(tmp_path):
     assert "us/step" in out
 
 
-# ---- chained Rosenbrock: Newton with the sparse Hessian (n = 300 here; 10,000 by default) ----
+# ---- chained Rosenbrock: Newton with the sparse Hessian (n = 60 here; 10,000 by default) ----
 
 def test_rosenbrock_newton_script(tmp_path):
-    out = run_example("rosenbrock_newton", tmp_path, "300")
-    assert "Hessian pattern: 898 entries (tridiagonal), 3 colours" in out
+    out = run_example("rosenbrock_newton", tmp_path, "60")
+    assert "Hessian pattern: 178 entries (tridiagonal), 3 colours" in out
     newton = re.search(r"Newton: f = (\S+) -> (\S+), below 1e-20 after (\d+) steps", out)
-    assert float(newton.group(1)) == 0.25**2 * 100 * 299 + 0.25 * 299     # at x = 0.5
+    assert float(newton.group(1)) == 0.25**2 * 100 * 59 + 0.25 * 59     # at x = 0.5
     assert float(newton.group(2)) == 0.0 and int(newton.group(3)) < 40
     assert "max |x - 1| = 0.00e+00" in out
     lbfgs = re.search(r"L-BFGS: f = \S+ -> (\S+) after", out)

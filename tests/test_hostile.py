@@ -260,8 +260,10 @@ def wide_loss(terms: int) -> sp.Expr:
     return sp.Add(*[W ** k for k in range(1, terms + 1)], BB)
 
 
-def pipeline(build, tmp_path: Path):
-    """Build, Model, derive (reverse), generate the module text, write it; seconds each."""
+def pipeline(build, tmp_path: Path, interpret: bool | None = False):
+    """Build, Model, derive (reverse), generate the module text, write it; seconds each.
+    Unrolled by default (the front end and the printer at scale); interpret=None lets a
+    program this large go to the interpreter, as compile() would."""
     seconds = {}
     start = time.perf_counter()
     loss = build()
@@ -273,7 +275,8 @@ def pipeline(build, tmp_path: Path):
     d = derive(model)
     seconds["derive"] = time.perf_counter() - start
     start = time.perf_counter()
-    source = generate(d, CompileOptions(), version=symgrad.__version__, numba_version="-",
+    source = generate(d, CompileOptions(interpret=interpret), version=symgrad.__version__,
+                      numba_version="-",
                       model_name="hostile")
     seconds["generate"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -308,12 +311,7 @@ def test_wide_expression(tmp_path):
     terms = 100_000
     _, d, source = pipeline(lambda: wide_loss(terms), tmp_path)
     assert d.sizes()["forward_ops"] >= 2 * terms - 1
-    # A function of its params alone this large runs on the interpreter, its program
-    # printed compressed: one instruction per term at least.
-    assert "once = _vm_once(_LOSS_AND_GRAD_ONCE_VM, params, 0)" in source
-    listed = re.search(r"_LOSS_AND_GRAD_ONCE_VM: .*?; (\d+) instructions, compressed", source,
-                       flags=re.S)
-    assert int(listed.group(1)) >= terms
+    assert source.count(" ** ") >= terms
 
 
 # CI runs the whole of `make test` with NUMBA_BOUNDSCHECK=1 (.ci/run), so that a kernel

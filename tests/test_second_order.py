@@ -238,12 +238,12 @@ def _tanh_net():
                                 "Y": rng.standard_normal((30, 2))}
 
 
-def test_matrix_hessian_both_methods_and_central_differences():
+def test_matrix_hessian_against_central_differences():
+    # (the direct method's matrix Hessian, through the scalar expansion: linear_rmsprop in
+    # test_every_example_has_jvp_hvp_and_hessian)
     model, params, data = _tanh_net()
     kr = symgrad.compile(model, order=2)
-    ks = symgrad.compile(model, method="symbolic", order=2)
     h = kr.hessian(params, data)
-    np.testing.assert_allclose(ks.hessian(params, data), h, rtol=1e-10, atol=1e-13)
     names = kr.param_names
     flat = np.concatenate([np.ravel(params[p]) for p in names])
     shapes = [np.shape(params[p]) for p in names]
@@ -274,7 +274,6 @@ def test_matrix_hessian_both_methods_and_central_differences():
     loss, jvp = kr.jvp(params, vector, data)
     g = kr.loss_and_grad(params, data)[1]
     assert jvp == pytest.approx(sum(float(np.sum(g[p] * vector[p])) for p in names), rel=1e-12)
-    assert ks.jvp(params, vector, data)[1] == pytest.approx(jvp, rel=1e-12)
 
 
 def test_saved_module_has_the_second_order_entry_points(tmp_path):
@@ -322,13 +321,17 @@ def test_a_dense_hessian_too_large_for_memory_is_refused():
 
 # The direct method where it is feasible: sympy.diff twice of the scalar examples and of
 # linear_rmsprop's 4-param expansion; two_layer_net's 101,770 params are past it.
-EXAMPLE_METHODS = [(name, method) for name in
-                   ("lecture_graph", "chain_rule", "polynomial_sin", "hinge_two_layer",
-                    "linear_rmsprop", "two_layer_net", "rosenbrock_newton")
+# hinge_two_layer's symbolic Hessian (sympy.diff twice, 15 params) takes 25 s cold: in
+# `make test-all`.
+EXAMPLE_METHODS = [pytest.param(name, method, marks=[pytest.mark.slow] if (
+                       name, method) == ("hinge_two_layer", "symbolic") else [])
+                   for name in ("lecture_graph", "chain_rule", "polynomial_sin",
+                                "hinge_two_layer", "linear_rmsprop", "two_layer_net",
+                                "rosenbrock_newton")
                    for method in METHODS if not (name == "two_layer_net" and method == "symbolic")]
 
 
-@pytest.mark.parametrize("name, method", EXAMPLE_METHODS, ids=lambda v: str(v))
+@pytest.mark.parametrize("name, method", EXAMPLE_METHODS)
 def test_every_example_has_jvp_hvp_and_hessian(name, method):
     import cuda_models as cm
 
