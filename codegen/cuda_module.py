@@ -27,7 +27,7 @@ import codegen.hessian
 import codegen.optimizers
 import codegen.runtime
 import codegen.special_math
-from codegen import numba_cuda, numba_cuda_tensor, optimizer_rules, templates, training
+from codegen import numba_cuda, numba_cuda_tensor, optimizer_rules, templates
 from codegen.module import (hessian_constants, loss_and_grad_program, loss_program,
                             second_order_programs)
 from codegen.numba_cuda import CUDA_SPECIAL, DEFAULT_LAUNCH, KernelSet, Launch

@@ -102,7 +102,6 @@ def newton_step(problem: FlatProblem, opt, theta: np.ndarray, state: dict):
 def _damped_newton_direction(h, g: np.ndarray, damping: float):
     import scipy.sparse
 
-    n = g.shape[0]
     sparse = scipy.sparse.issparse(h)
     scale = (abs(h).max() if sparse else np.abs(h).max()) or 1.0
     lam = damping

@@ -21,7 +21,7 @@ from symgrad import ir, losses, nn
 from symgrad.derivation import METHODS, derive
 from symgrad.errors import MissingArgumentError, OptionError
 from symgrad.interpret import jvp_and_hvp, loss_and_grad
-from symgrad.ir import LEAVES, Op
+from symgrad.ir import Op
 from symgrad.jvp import JVP
 from symgrad.second_order import derive_second
 
