@@ -20,7 +20,7 @@ from symgrad.derivation import Derivation
 from symgrad.errors import OptionError
 from symgrad.forward import forward_mode
 from symgrad.frontend import Lowering, with_derivatives_evaluated
-from symgrad.ir import Node, count_ops, dump, param
+from symgrad.ir import Node, count_ops, param
 from symgrad.model import Model
 from symgrad.passes.stabilize import stabilize
 from symgrad.sparsity import HessianSparsity, analyse
@@ -44,20 +44,13 @@ class SecondOrder:
     sparsity: HessianSparsity | None = field(default=None, compare=False)   # None: dense
     seconds: float = field(default=0.0, compare=False)
 
-    def labelled(self, params) -> list[tuple[str, Node | None]]:
-        out = [("d loss . v", self.sample_jvp), ("d penalty . v", self.penalty_jvp)]
-        out += [(f"(H v)[{p}] (loss)", h) for p, h in zip(params, self.sample_hvps)]
-        out += [(f"(H v)[{p}] (penalty)", h) for p, h in zip(params, self.penalty_hvps)]
-        return out
+    def roots(self) -> list[Node]:
+        return [n for n in (self.sample_jvp, self.penalty_jvp, *self.sample_hvps,
+                            *self.penalty_hvps) if n is not None]
 
-    def dump(self, params) -> str:
-        pairs = [(lab, n) for lab, n in self.labelled(params) if n is not None]
-        return dump([n for _, n in pairs], [lab for lab, _ in pairs])
-
-    def hvp_ops(self, first: Derivation) -> int:
-        """Nodes of the HVP graph not already in the gradient's."""
-        hvps = [n for n in (*self.sample_hvps, *self.penalty_hvps) if n is not None]
-        return count_ops(first.roots() + hvps) - count_ops(first.roots())
+    def total_ops(self, first: Derivation) -> int:
+        """Nodes of loss, gradient, JVP and H v together, after interning."""
+        return count_ops(first.roots() + self.roots())
 
 
 def derive_second(model: Model, first: Derivation) -> SecondOrder:

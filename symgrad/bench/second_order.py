@@ -75,15 +75,8 @@ def _symbolic_hvp_steps(model, budget_s):
     start = time.perf_counter()
     first = derive(model, "symbolic")
     second = derive_second(model, first)
-    yield "done", "symbolic_hvp_dag", Measure(_hvp_dag_ops(first, second),
+    yield "done", "symbolic_hvp_dag", Measure(second.total_ops(first),
                                               time.perf_counter() - start)
-
-
-def _hvp_dag_ops(first, second) -> int:
-    from symgrad.ir import count_ops
-    extra = [n for n in (second.sample_jvp, second.penalty_jvp, *second.sample_hvps,
-                         *second.penalty_hvps) if n is not None]
-    return count_ops(first.roots() + extra)
 
 
 def sizes_row(model, budget_s: float | None) -> dict:
@@ -97,7 +90,7 @@ def sizes_row(model, budget_s: float | None) -> dict:
     sizes = first.sizes()
     row = {"model": model.name, "params": len(model.params),
            "forward_ops": sizes["forward_ops"], "gradient_ops": sizes["total_ops"],
-           "hvp_dag": Measure(_hvp_dag_ops(first, second), seconds)}
+           "hvp_dag": Measure(second.total_ops(first), seconds)}
     for steps, gen in zip(DIRECT_RUNS, (_hessian_steps, _symbolic_hvp_steps)):
         if budget_s is None or not _can_fork():
             row.update(_run_inline(gen(model, budget_s), steps))
