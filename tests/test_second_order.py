@@ -151,6 +151,17 @@ def test_scalar_hessian_matches_central_differences(scalar_kernel):
     np.testing.assert_allclose(h, h.T, rtol=1e-13, atol=1e-14)
 
 
+def test_second_order_programs_on_the_interpreter_give_the_unrolled_bits():
+    """interpret=True runs the jvp and hvp programs on the shared interpreter (a compile
+    that does not grow with the model); False unrolls them. The same bits."""
+    on_vm, unrolled = (symgrad.compile(SCALAR, order=2, interpret=i) for i in (True, False))
+    assert "_HVP_CHUNK_VM" in on_vm.source and "_HVP_CHUNK_VM" not in unrolled.source
+    for n in (7, 5000):                                        # one chunk, and two
+        data = _scalar_batch(n, seed=n)
+        assert on_vm.jvp(PARAMS, VECTOR, data) == unrolled.jvp(PARAMS, VECTOR, data)
+        assert on_vm.hvp(PARAMS, VECTOR, data) == unrolled.hvp(PARAMS, VECTOR, data)
+
+
 def test_jvp_is_the_gradient_along_the_tangent(scalar_kernel):
     data = _scalar_batch(5000)      # two chunks: the parallel cores
     loss, grads = scalar_kernel.loss_and_grad(PARAMS, data)
