@@ -82,3 +82,8 @@ class OutputPathError(SymgradError, OSError):
 
 class MissingDependencyError(SymgradError, ImportError):
     """An optional package a feature needs is not installed (e.g. matplotlib for pictures)."""
+
+
+class ChunkingError(SymgradError, ValueError):
+    """Dask arrays given as data cannot be split into row chunks for the workers (mixed
+    with NumPy arrays, chunked along another axis, or with different row chunks)."""

@@ -93,7 +93,12 @@ class Expansion:
         """One array per input entry, after the checks (and the conversions: class labels
         to one-hot rows, vectors to one-column arrays) of the matrix module's own."""
         from codegen.runtime import check_arrays
+        from symgrad.kernel import is_dask_data
 
+        if is_dask_data(data):
+            raise OptionError("method='symbolic' matrix kernels (a scalar expansion) run "
+                              "on data in memory; for dask arrays compile with "
+                              "method='reverse'")
         nodes = self.model.input_nodes
         arrays, _ = check_arrays(data, self.model.input_names, [x.shape for x in nodes],
                                  str(self.n))

@@ -59,14 +59,23 @@ class Kernel:
         self.module = _load(source)
         self.params = self.module.PARAMS
         self.inputs = self.module.INPUTS
+        self.model: Model | None = None              # set by compile_with
+        self.options: CompileOptions | None = None
+        self._cluster = None                         # symgrad.distributed, on first use
 
     # check_finite=True (every entry point): a NonFiniteError names the first sample of
     # the data holding a NaN or an inf, instead of a NaN loss (one pass over the data).
-    def loss(self, params, data=None, *, check_finite: bool = False) -> float:
+    # Data as dask arrays (row chunks) run on a dask.distributed Client: the active one,
+    # or `client=` (symgrad/distributed.py, docs/scale-out.md).
+    def loss(self, params, data=None, *, check_finite: bool = False, client=None) -> float:
+        if is_dask_data(data):
+            return self._distributed().loss(self, params, data, client)
         return self.module.loss(params, data, check_finite)
 
-    def loss_and_grad(self, params, data=None, *, check_finite: bool = False
+    def loss_and_grad(self, params, data=None, *, check_finite: bool = False, client=None
                       ) -> tuple[float, dict[str, float]]:
+        if is_dask_data(data):
+            return self._distributed().loss_and_grad(self, params, data, client)
         return self.module.loss_and_grad(params, data, check_finite)
 
     def predict(self, params, data=None, *, check_finite: bool = False):
@@ -75,39 +84,66 @@ class Kernel:
         return self._entry("predict")(params, data, check_finite)
 
     def train(self, params, data=None, optimizer=None, steps=1, *,
-              check_finite: bool = False):
+              check_finite: bool = False, client=None, chunks_per_step=None,
+              callback=None):
         """(new params, loss history): `steps` optimizer updates in one jitted loop (or,
-        for optim.Newton and optim.LBFGS, in Python around the compiled cores)."""
-        if _is_stepper(optimizer):
+        for optim.Newton and optim.LBFGS, in Python around the compiled cores). Dask
+        data: one distributed gradient per step, `chunks_per_step` row chunks of it per
+        minibatch (None: the full batch), `callback(step, loss)` after each step."""
+        if _is_stepper(optimizer) or is_dask_data(data):
             return self.train_step(params, data, optimizer, steps,
-                                   check_finite=check_finite)[:2]
+                                   check_finite=check_finite, client=client,
+                                   chunks_per_step=chunks_per_step, callback=callback)[:2]
+        _in_memory_only(chunks_per_step=chunks_per_step, callback=callback)
         return self._entry("train")(params, data, optimizer, steps, None, check_finite)
 
     def train_step(self, params, data=None, optimizer=None, steps=1, state=None, *,
-                   check_finite: bool = False):
+                   check_finite: bool = False, client=None, chunks_per_step=None,
+                   callback=None):
         """(new params, loss history, optimizer state to pass to the next call)."""
+        if is_dask_data(data):
+            return self._distributed().train_step(self, params, data, optimizer, steps,
+                                                  state, client, chunks_per_step, callback)
+        _in_memory_only(chunks_per_step=chunks_per_step)
         if _is_stepper(optimizer):
             from symgrad import solvers
-            return solvers.run(self, optimizer, params, data, steps, state, check_finite)
+            return solvers.run(self, optimizer, params, data, steps, state, check_finite,
+                               callback=callback)
+        _in_memory_only(callback=callback)
         return self._entry("train_step")(params, data, optimizer, steps, state, check_finite)
 
-    def jvp(self, params, tangent, data=None, *, check_finite: bool = False
+    def jvp(self, params, tangent, data=None, *, check_finite: bool = False, client=None
             ) -> tuple[float, float]:
         """(total loss, its derivative along `tangent`, a dict shaped like params): one
         forward-mode pass. Needs compile(..., order=2)."""
-        return self._second_order("jvp")(params, tangent, data, check_finite)
+        entry = self._second_order("jvp")
+        if is_dask_data(data):
+            return self._distributed().jvp(self, params, tangent, data, client)
+        return entry(params, tangent, data, check_finite)
 
-    def hvp(self, params, vector, data=None, *, check_finite: bool = False) -> dict:
+    def hvp(self, params, vector, data=None, *, check_finite: bool = False, client=None
+            ) -> dict:
         """The Hessian of the total loss times `vector` (shaped like params), shaped like
         params: forward mode over the gradient's graph. Needs compile(..., order=2)."""
-        return self._second_order("hvp")(params, vector, data, check_finite)
+        entry = self._second_order("hvp")
+        if is_dask_data(data):
+            return self._distributed().hvp(self, params, vector, data, client)
+        return entry(params, vector, data, check_finite)
 
     def hessian(self, params, data=None, sparse: bool | None = None, *,
-                check_finite: bool = False):
+                check_finite: bool = False, client=None):
         """The P x P Hessian over the flat params (`param_names` order, entries
         row-major): numpy array, or scipy.sparse.csr_matrix with sparse=True (None: by
         the structural density; see symgrad.hessian_sparsity). Needs order=2."""
-        return self._second_order("hessian")(params, data, sparse, check_finite)
+        entry = self._second_order("hessian")
+        if is_dask_data(data):
+            return self._distributed().hessian(self, params, data, sparse, client)
+        return entry(params, data, sparse, check_finite)
+
+    @staticmethod
+    def _distributed():
+        from symgrad import distributed
+        return distributed
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -174,6 +210,20 @@ class Kernel:
                 f"inputs={list(self.inputs)}>")
 
 
+def is_dask_data(data) -> bool:
+    """Whether a data argument holds dask arrays (without importing dask)."""
+    return isinstance(data, dict) and any(
+        type(v).__module__.startswith("dask.array") for v in data.values())
+
+
+def _in_memory_only(**given) -> None:
+    """Refuse the options that exist for dask data only."""
+    for name, value in given.items():
+        if value is not None:
+            raise OptionError(f"{name}= is for dask arrays as data (symgrad.distributed); "
+                              f"this call's data are in memory")
+
+
 def _is_stepper(optimizer) -> bool:
     from symgrad import optim
     return isinstance(optimizer, optim.STEPPERS)
@@ -231,16 +281,26 @@ def compile(model: Model, method: str = "reverse", target: str = "cpu",
 
 def compile_with(model: Model, options: CompileOptions) -> Kernel:
     """`compile` with its options already made (and checked against `model`)."""
-    # Imported here: codegen imports symgrad.ir, so importing codegen first would
-    # otherwise reach this module while codegen is half-initialised.
-    import codegen
-
     if model.is_matrix and options.method == "symbolic":
         # SymPy's matrix calculus fails on networks (ShapeError, wrong results): the
         # direct method differentiates the scalar expansion instead (small models only).
         from symgrad.expand import ExpandedKernel, expand_to_scalars
         expansion = expand_to_scalars(model)
         return ExpandedKernel(expansion, compile_with(expansion.scalar_model, options))
+    source, derivation, second, timings = generate_source(model, options)
+    kernel = Kernel(source, derivation, timings, second)
+    kernel.model, kernel.options = model, options
+    return kernel
+
+
+def generate_source(model: Model, options: CompileOptions
+                    ) -> tuple[str, Derivation, SecondOrder | None, dict[str, float]]:
+    """(module source, derivation, second order or None, seconds per stage) of a model
+    with no symbolic matrix expansion: what `compile_with` loads."""
+    # Imported here: codegen imports symgrad.ir, so importing codegen first would
+    # otherwise reach this module while codegen is half-initialised.
+    import codegen
+
     derivation = derive(model, options.method)
     second = derive_second(model, derivation) if options.order == 2 else None
     codegen.load_writer(options, model)     # an import, not emission: outside the timing
@@ -250,7 +310,7 @@ def compile_with(model: Model, options: CompileOptions) -> Kernel:
     timings = {"derive": derivation.seconds, "emit": time.perf_counter() - start}
     if second is not None:
         timings["derive_second_order"] = second.seconds
-    return Kernel(source, derivation, timings, second)
+    return source, derivation, second, timings
 
 
 def _load(source: str, prefix: str = "_symgrad_kernel") -> ModuleType:

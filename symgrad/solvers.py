@@ -54,13 +54,15 @@ class FlatProblem:
 
 
 def run(kernel, optimizer, params, data, steps: int, state: dict | None,
-        check_finite: bool = False):
-    """(new params, loss before each step, state for the next call)."""
+        check_finite: bool = False, problem=None, callback=None):
+    """(new params, loss before each step, state for the next call). `problem`: the
+    loss as a function of the flat params (default a FlatProblem of kernel and data;
+    symgrad/distributed.py passes its own); `callback(step, loss)` after each step."""
     from symgrad import optim
 
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
         raise OptionError(f"steps must be an int >= 0, got {steps!r}")
-    problem = FlatProblem(kernel, params, data, check_finite)
+    problem = problem or FlatProblem(kernel, params, data, check_finite)
     kind = type(optimizer).__name__
     state = dict(state) if state else {"optimizer": kind, "step": 0}
     if state.get("optimizer") != kind:
@@ -72,6 +74,8 @@ def run(kernel, optimizer, params, data, steps: int, state: dict | None,
     for k in range(steps):
         theta, history[k] = step(problem, optimizer, theta, state)
         state["step"] += 1
+        if callback is not None:
+            callback(k, float(history[k]))
     return problem.params(theta), history, state
 
 
