@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,8 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
+from symgrad.bench.second_order import median_seconds  # noqa: E402
+
 CHUNK_ROWS = 1_000_000
 
 
@@ -41,28 +42,11 @@ def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def median_seconds(call, repeats: int) -> float:
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def logistic(features: int):
-    import sympy as sp
+    from symgrad.bench.models import logistic_regression
 
-    import symgrad
-
-    w = sp.symbols(f"w0:{features}", real=True)
-    x = sp.symbols(f"x0:{features}", real=True)
-    label = sp.Symbol("label", real=True)
-    z = sum(a * b for a, b in zip(w, x))
-    model = symgrad.Model(sp.log(1 + sp.exp(z)) - label * z, w, [*x, label],
-                          reduction="mean", name="logistic regression")
-    return model, {p.name: 0.01 * (i - features / 2) for i, p in enumerate(w)}
+    model = logistic_regression(features)
+    return model, {p: 0.01 * (i - features / 2) for i, p in enumerate(model.param_names)}
 
 
 def logistic_columns(rows: int, features: int, seed: int, chunk: int):
@@ -95,7 +79,7 @@ def cluster_rows(kernel, params, data, workers: int, repeats: int) -> dict:
     import distributed
 
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, memory_limit=0) as cluster, \
+                                  dashboard_address=":0", memory_limit=0) as cluster, \
             distributed.Client(cluster) as client:
         persisted = dict(zip(data, client.persist(list(data.values()))))
         distributed.wait(list(persisted.values()))
@@ -115,7 +99,7 @@ def overhead(kernel, params, repeats: int) -> dict:
 
     tiny = {k: v[:200].rechunk(100) for k, v in logistic_columns(200, 20, 3, 100).items()}
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         tiny = {k: da.from_array(v.compute(), chunks=100) for k, v in tiny.items()}
         tiny = dict(zip(tiny, client.persist(list(tiny.values()))))

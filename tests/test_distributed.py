@@ -12,6 +12,7 @@ import pytest
 import sympy as sp
 
 import symgrad
+from symgrad.bench.models import logistic_regression
 from symgrad.errors import ChunkingError, OptionError
 
 da = pytest.importorskip("dask.array", reason="the dask extra: pip install 'symgrad[dask]'")
@@ -25,7 +26,7 @@ CHUNK = 4096
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, memory_limit="2GB")
+                                       dashboard_address=":0", memory_limit="2GB")
     with cluster, distributed.Client(cluster) as c:
         yield c
 
@@ -125,6 +126,36 @@ def test_every_example_with_inputs_runs_on_dask_data(client, name):
         assert np.shape(grads[p]) == np.shape(want[p])
 
 
+def test_a_matrix_model_with_a_penalty_on_dask_data(client):
+    """Matrix kernels (BLAS over each chunk), the penalty's gradient and HVP added once
+    on the client, training: the in-memory results within rounding."""
+    n = sp.Symbol("n", integer=True, positive=True)
+    xs, ys = sp.MatrixSymbol("X", n, 3), sp.MatrixSymbol("Y", n, 2)
+    layer = symgrad.nn.Linear(3, 2)
+    model = symgrad.Model(symgrad.losses.mse(layer(xs), ys, reduction="sum"),
+                          layer.params, [xs, ys], reduction="mean",
+                          penalty=0.01 * symgrad.losses.l2(*layer.params))
+    k = symgrad.compile(model, order=2)
+    rng = np.random.default_rng(6)
+    data = {"X": rng.standard_normal((300, 3)), "Y": rng.standard_normal((300, 2))}
+    params = layer.init(1)
+    vector = {p: rng.standard_normal(np.shape(v)) for p, v in params.items()}
+    on_cluster = _dask(data, 64)
+
+    def close(got, want, rtol):
+        for p in want:
+            np.testing.assert_allclose(got[p], want[p], rtol=rtol, atol=1e-14)
+            assert np.shape(got[p]) == np.shape(want[p])
+
+    loss, grads = k.loss_and_grad(params, on_cluster)
+    want_loss, want = k.loss_and_grad(params, data)
+    assert loss == pytest.approx(want_loss, rel=1e-13)
+    close(grads, want, 1e-12)
+    close(k.hvp(params, vector, on_cluster), k.hvp(params, vector, data), 1e-12)
+    adam = symgrad.optim.Adam(lr=0.1)
+    close(k.train(params, on_cluster, adam, 3)[0], k.train(params, data, adam, 3)[0], 1e-10)
+
+
 def test_bad_chunking_is_refused_with_the_fix(client, cubic):
     data = _cubic_data(1000)
     with pytest.raises(ChunkingError, match=r"different row chunks.*rechunk"):
@@ -170,12 +201,7 @@ def test_data_larger_than_the_workers_memory_streams_from_npy_shards(tmp_path):
     task maps one shard, so none is killed, and the result is the in-memory one (within
 rounding: each worker adds its shard's 122 chunks of 4096 rows first)."""
     features = 9
-    weights = sp.symbols(f"w0:{features}", real=True)
-    inputs = sp.symbols(f"x0:{features}", real=True)
-    label = sp.Symbol("label", real=True)
-    z = sum(w * x for w, x in zip(weights, inputs))
-    model = symgrad.Model(sp.log(1 + sp.exp(z)) - label * z, weights, [*inputs, label],
-                          reduction="mean", name="logistic regression")
+    model = logistic_regression(features)
     k = symgrad.compile(model)
     rows = 122 * CHUNK
     stack = da.random.default_rng(0).standard_normal((27 * rows, features + 1),
@@ -183,18 +209,18 @@ rounding: each worker adds its shard's 122 chunks of 4096 rows first)."""
     da.to_npy_stack(tmp_path, stack, axis=0)
     shards = da.from_npy_stack(tmp_path, mmap_mode="r")
     assert shards.nbytes > 2 * 500e6
-    data = {x.name: shards[:, j] for j, x in enumerate(inputs)}
+    data = {f"x{j}": shards[:, j] for j in range(features)}
     data["label"] = (shards[:, features] > 0).astype(np.float64)
-    params = {w.name: 0.1 * (j - 4) for j, w in enumerate(weights)}
+    params = {w: 0.1 * (j - 4) for j, w in enumerate(model.param_names)}
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, memory_limit="500MB")
+                                       dashboard_address=":0", memory_limit="500MB")
     with cluster, distributed.Client(cluster) as c:
         pids = c.run(os.getpid)
         got = k.loss_and_grad(params, data, client=c)
         assert c.run(os.getpid) == pids           # the same worker processes throughout
     whole = np.concatenate([np.load(tmp_path / f"{i}.npy", mmap_mode="r")
                             for i in range(27)])
-    memory = {x.name: whole[:, j] for j, x in enumerate(inputs)}
+    memory = {f"x{j}": whole[:, j] for j in range(features)}
     memory["label"] = (whole[:, features] > 0).astype(np.float64)
     want = k.loss_and_grad(params, memory)
     assert got[0] == pytest.approx(want[0], rel=1e-13)

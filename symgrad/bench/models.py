@@ -67,6 +67,17 @@ def hinge_network(inputs: int = 4, hidden: int = 3, lam: float = HINGE_LAMBDA
                          penalty=lam * l2, name=f"hinge {inputs}x{hidden}")
 
 
+def logistic_regression(features: int) -> symgrad.Model:
+    """log(1 + exp(z)) - label z with z = w . x per sample, mean over the batch
+    (symgrad's stabilize pass turns log(1 + exp z) into softplus z)."""
+    weights = [_symbol(f"w{j}") for j in range(features)]
+    xs = [_symbol(f"x{j}") for j in range(features)]
+    label = _symbol("label")
+    z = _dot(weights, xs)
+    return symgrad.Model(sp.log(1 + sp.exp(z)) - label * z, weights, [*xs, label],
+                         reduction="mean", name=f"logistic regression, {features} features")
+
+
 def build(spec: dict) -> symgrad.Model:
     if spec["kind"] == "tanh":
         return tanh_network(spec["depth"], spec["width"], spec.get("inputs", TANH_INPUTS))
