@@ -11,9 +11,10 @@ How a call runs:
   chunk's sums as one flat vector.
 - The client adds the vectors in chunk order (a left fold from zero: the order of the
   in-memory kernels over their 4096-row chunks), divides by the total row count for
-  reduction "mean" and adds the penalty, evaluated once here. The result does not depend
-  on the workers or the placement of tasks, and equals the in-memory kernel's bits
-  when each chunk is one in-memory chunk (scalar models, chunks of 4096 rows).
+  reduction "mean" and adds the penalty (compiled alone from the same IR, run here
+  once). The result does not depend on the workers or the placement of tasks, and
+  equals the in-memory kernel's bits when each chunk is one in-memory chunk (scalar
+  models, chunks of 4096 rows).
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def active_client(client=None):
 
 
 class Rows:
-    """The row chunks of a call's data: per chunk, its inputs in INPUTS order as
-    delayed blocks, and its row count."""
+    """The row chunks of a call's data, checked: each chunk's row count, and its inputs
+    in INPUTS order as futures (data persisted on the cluster) or delayed blocks."""
 
     def __init__(self, module, data: Mapping):
         names = tuple(module.INPUTS)
@@ -105,14 +106,11 @@ class Rows:
                     f"one like the other: {name}.rechunk({{0: {first}.chunks[0]}})")
         self.sizes = tuple(int(c) for c in arrays[first].chunks[0])
         self.futures = _persisted_blocks([arrays[name] for name in names])
+        self.blocks = None
         if self.futures is None:
             blocks = [arrays[name].to_delayed(optimize_graph=True).reshape(-1)
                       for name in names]
             self.blocks = [tuple(b[i] for b in blocks) for i in range(len(self.sizes))]
-
-    @property
-    def n(self) -> int:
-        return sum(self.sizes)
 
 
 def _persisted_blocks(arrays) -> list[tuple] | None:
@@ -317,8 +315,6 @@ def hvp(kernel, params, vector, data, client=None) -> dict:
 
 def hessian(kernel, params, data, sparse=None, client=None):
     problem = ClusterProblem(kernel, params, data, client)
-    if kernel.second_order is None:
-        problem.hvp(problem.theta, problem.theta)       # its error
     return problem.hessian(problem.theta, sparse)
 
 
