@@ -62,6 +62,7 @@ class Kernel:
         self.model: Model | None = None              # set by compile_with
         self.options: CompileOptions | None = None
         self._cluster = None                         # symgrad.distributed, on first use
+        self._background = None                      # symgrad.precompile's worker
 
     # check_finite=True (every entry point): a NonFiniteError names the first sample of
     # the data holding a NaN or an inf, instead of a NaN loss (one pass over the data).
@@ -126,6 +127,7 @@ class Kernel:
         """The Hessian of the total loss times `vector` (shaped like params), shaped like
         params: forward mode over the gradient's graph. Needs compile(..., order=2)."""
         entry = self._second_order("hvp")
+        self.await_background(data)
         if is_dask_data(data):
             return self._distributed().hvp(self, params, vector, data, client)
         return entry(params, vector, data, check_finite)
@@ -136,9 +138,25 @@ class Kernel:
         row-major): numpy array, or scipy.sparse.csr_matrix with sparse=True (None: by
         the structural density; see symgrad.hessian_sparsity). Needs order=2."""
         entry = self._second_order("hessian")
+        self.await_background(data)
         if is_dask_data(data):
             return self._distributed().hessian(self, params, data, sparse, client)
         return entry(params, data, sparse, check_finite)
+
+    def await_background(self, data=None) -> None:
+        """Wait while the worker process compiling this order-2 kernel's HVP cores into
+        Numba's cache (symgrad/precompile.py) has not yet saved the core that a call on
+        `data` runs (the parallel one for batches of more than one chunk)."""
+        worker = self._background
+        if worker is None:
+            return
+        from symgrad import precompile
+        m = self.module
+        rows = len(next(iter(data.values()))) if isinstance(data, dict) and data else 0
+        parallel = m._hvp_core_par is not m._hvp_core and rows > getattr(m, "CHUNK", rows)
+        precompile.wait(worker, m.__file__, "_hvp_core_par" if parallel else "_hvp_core")
+        if worker.poll() is not None:
+            self._background = None
 
     @staticmethod
     def _distributed():
@@ -183,6 +201,7 @@ class Kernel:
         if hasattr(self.module, "_predict_core"):
             self._timed("jit_predict", self.module.predict, params, data)
         if hasattr(self.module, "hvp"):
+            self.await_background()
             self._timed("jit_hvp", self.module.hvp, params, params, data)
         parallel_core = getattr(self.module, "_loss_and_grad_core_par", None)
         if parallel and parallel_core is not None \
@@ -290,6 +309,9 @@ def compile_with(model: Model, options: CompileOptions) -> Kernel:
     source, derivation, second, timings = generate_source(model, options)
     kernel = Kernel(source, derivation, timings, second)
     kernel.model, kernel.options = model, options
+    if second is not None and options.target == "cpu":
+        from symgrad import precompile
+        kernel._background = precompile.start(kernel.module.__file__)
     return kernel
 
 

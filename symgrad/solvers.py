@@ -24,6 +24,7 @@ class FlatProblem:
 
     def __init__(self, kernel, params, data, check_finite: bool = False):
         module = kernel.module
+        getattr(kernel, "await_background", lambda data: None)(data)
         if not hasattr(module, "_pack") or not hasattr(module, "_loss_and_grad_core"):
             raise OptionError("Newton and L-BFGS run on target='cpu' kernels")
         self.module = module

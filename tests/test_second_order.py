@@ -162,6 +162,31 @@ def test_second_order_programs_on_the_interpreter_give_the_unrolled_bits():
         assert on_vm.hvp(PARAMS, VECTOR, data) == unrolled.hvp(PARAMS, VECTOR, data)
 
 
+def test_a_worker_process_compiles_the_hvp_cores_into_the_cache(tmp_path, monkeypatch):
+    """symgrad/precompile.py: compile(order=2) starts a worker that saves the HVP cores
+    in Numba's cache beside the module; hvp waits for the core it runs and loads it."""
+    from symgrad import precompile
+
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(tmp_path))
+    model = symgrad.Model((A * X**3 + B * sp.tanh(C * X) - Y) ** 2, [A, B, C], [X, Y],
+                          name="background compile")
+    monkeypatch.setenv("SYMGRAD_BACKGROUND_COMPILE", "0")
+    assert symgrad.compile(model, order=2)._background is None
+    monkeypatch.setenv("SYMGRAD_BACKGROUND_COMPILE", "1")
+    if not precompile.wanted():
+        pytest.skip("one core: no worker is started")
+    k = symgrad.compile(model, order=2)
+    assert k._background is not None
+    data = _scalar_batch(50)
+    got = k.hvp(PARAMS, VECTOR, data)
+    assert precompile.cached(k.module.__file__, "_hvp_core")
+    assert k.module._hvp_core.stats.cache_hits      # loaded, not compiled here
+    want = symgrad.interpret.jvp_and_hvp(k.derivation, k.second_order, PARAMS, VECTOR,
+                                         data)[1]
+    for p in PARAMS:
+        assert got[p] == pytest.approx(want[p], rel=1e-12)
+
+
 def test_jvp_is_the_gradient_along_the_tangent(scalar_kernel):
     data = _scalar_batch(5000)      # two chunks: the parallel cores
     loss, grads = scalar_kernel.loss_and_grad(PARAMS, data)

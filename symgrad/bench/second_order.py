@@ -183,8 +183,10 @@ def table(rows: list[dict]) -> str:
               "IR. HVP/loss: one compiled HVP in loss evaluations (medians). compile: "
               "symgrad.compile (derive and emit; Numba compiles on first call), order=1 and "
               "order=2, seconds; ready: from an empty kernel cache to the first "
-              "loss_and_grad (order 1) or to the first loss_and_grad and hvp (order 2), "
-              "Numba included."]
+              "loss_and_grad (order 1) or to the first loss_and_grad and hvp (order 2, "
+              "whose HVP cores compile in a worker process meanwhile: symgrad/precompile.py),"
+              " Numba included, both in this process (benchmarks/compile_ratio.py measures "
+              "them in fresh ones)."]
     return "\n".join(lines)
 
 
