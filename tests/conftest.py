@@ -7,8 +7,8 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("SYMGRAD_CACHE_DIR", str(ROOT / "build" / "kernel-cache"))
 # No background compile workers (symgrad/precompile.py) but in the test of them: the
 # suite compiles hundreds of order-2 kernels, most never run on a large batch, and a
-# worker per kernel doubled the suite's CPU time (CI: 17.9 min instead of 9.7). The cores
-# a worker saves are the ones the caller would compile: the same code, the same bits.
+# worker per kernel would compile cores (the parallel ones) no test calls. The cores a
+# worker saves are the ones the caller would compile: the same code, the same bits.
 os.environ.setdefault("SYMGRAD_BACKGROUND_COMPILE", "0")
 
 
