@@ -26,6 +26,7 @@ import numpy as np
 
 from symgrad.errors import ChunkingError, OptionError
 from symgrad.ir import Op, toposort
+from symgrad.kernel import is_dask_array
 
 # Numba threads per task. Numba's default threading layer aborts when parallel kernels
 # are entered from several threads of one process: run one worker thread per process
@@ -34,10 +35,6 @@ NUMBA_THREADS = 1
 # theta larger than this is scattered to every worker once per call (client.scatter,
 # broadcast=True) instead of travelling inside each task.
 SCATTER_ABOVE_BYTES = 1 << 20
-
-
-def _is_dask_array(value) -> bool:
-    return type(value).__module__.startswith("dask.array") and hasattr(value, "chunks")
 
 
 def cluster_of(kernel) -> Cluster:
@@ -75,7 +72,7 @@ class Rows:
                                 "across workers; call it without data")
         arrays = {}
         for name, value in data.items():
-            if not _is_dask_array(value):
+            if not is_dask_array(value):
                 raise ChunkingError(
                     f"input {name!r} is a {type(value).__module__}.{type(value).__name__} "
                     f"while other inputs are dask arrays: give every input as a dask array "
@@ -140,7 +137,7 @@ class Cluster:
 
     def __init__(self, kernel):
         from codegen import templates
-        from symgrad.kernel import _load, compile_with, generate_source
+        from symgrad.kernel import _load, generate_source
         from symgrad.model import Model
 
         if kernel.options is None or kernel.model is None:
@@ -169,9 +166,9 @@ class Cluster:
         self.mean = model.reduction == "mean"
         # The penalty, added once on the client: the model's penalty alone, compiled from
         # the same IR as the in-memory kernel's, so the same bits.
-        self.penalty = None if model.penalty is None else compile_with(
+        self.penalty = None if model.penalty is None else _load(generate_source(
             Model(0, model.params, (), penalty=model.penalty,
-                  name=f"{model.name or 'model'} (penalty)"), kernel.options).module
+                  name=f"{model.name or 'model'} (penalty)"), kernel.options)[0])
         self._ready: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
@@ -196,11 +193,9 @@ class Cluster:
             done.add(kind)
 
     def _warm_arguments(self):
-        module = self.kernel.module
-        from symgrad.kernel import _sample_arguments
-        params, data = _sample_arguments(module)
-        theta, _ = module._pack(params)
-        return theta, theta.copy(), module._columns(data)
+        from symgrad.kernel import _sample_flat
+        theta, columns = _sample_flat(self.kernel.module)
+        return theta, theta.copy(), columns
 
     # ------------------------------------------------------------------ one pass
 

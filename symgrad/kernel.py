@@ -229,10 +229,14 @@ class Kernel:
                 f"inputs={list(self.inputs)}>")
 
 
+def is_dask_array(value) -> bool:
+    """Whether `value` is a dask array (without importing dask)."""
+    return type(value).__module__.startswith("dask.array") and hasattr(value, "chunks")
+
+
 def is_dask_data(data) -> bool:
-    """Whether a data argument holds dask arrays (without importing dask)."""
-    return isinstance(data, dict) and any(
-        type(v).__module__.startswith("dask.array") for v in data.values())
+    """Whether a data argument holds dask arrays."""
+    return isinstance(data, dict) and any(is_dask_array(v) for v in data.values())
 
 
 def _in_memory_only(**given) -> None:
@@ -246,6 +250,12 @@ def _in_memory_only(**given) -> None:
 def _is_stepper(optimizer) -> bool:
     from symgrad import optim
     return isinstance(optimizer, optim.STEPPERS)
+
+
+def _sample_flat(module):
+    """(theta, data columns) of `_sample_arguments`, as the cores take them."""
+    params, data = _sample_arguments(module)
+    return module._pack(params)[0], module._columns(data)
 
 
 def _sample_arguments(module):

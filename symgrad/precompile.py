@@ -5,11 +5,10 @@ the machine has a second core: while the caller's first `loss_and_grad` compiles
 own process, the worker compiles `_hvp_chunk` and the HVP cores (serial, then parallel)
 and Numba saves each beside the module file; the caller's first `hvp`, `hessian` or
 Newton step waits until the core it will run is in the cache (or the worker has ended)
-and loads it from there. TorchInductor's
-compile workers do the same for its kernels. The HVP program is about 2.6x the
+and loads it from there. TorchInductor's compile workers do the same for its kernels. The HVP program is about 2.6x the
 gradient's statements, and Numba compiles each function on one core (4-5 s for the
 gradient of a 61-param tanh net, 6-7 s for its HVP): in parallel, an order-2 kernel is
-ready about as soon as an order-1 one (benchmarks/results/second_order_sizes.txt).
+ready in 1.4-1.8x the order-1 time instead of 2-3x (benchmarks/results/compile_ratio.txt).
 SYMGRAD_BACKGROUND_COMPILE=0 turns it off; a failure in the worker only means the
 caller compiles the cores itself.
 """
@@ -82,11 +81,9 @@ def _stop_running() -> None:
 
 def compile_hvp(module) -> None:
     """Call the module's HVP cores once on a batch of 2 (serial and parallel variants)."""
-    from symgrad.kernel import _sample_arguments
+    from symgrad.kernel import _sample_flat
 
-    params, data = _sample_arguments(module)
-    theta, _ = module._pack(params)
-    columns = module._columns(data)
+    theta, columns = _sample_flat(module)
     both = np.concatenate((theta, theta))
     out = np.empty(1 + theta.shape[0])
     module._hvp_core(both, *columns, out)
